@@ -1,0 +1,25 @@
+"""Tokenizers with transformers' public API: WordPiece (BERT), SentencePiece (BertGeneration),
+byte-level BPE (GPT-2, RoBERTa), and AutoTokenizer."""
+
+from .base import (
+    BatchEncoding,
+    PaddingStrategy,
+    PreTrainedTokenizer,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+    TensorType,
+    TruncationStrategy,
+)
+
+__all__ = [
+    "BatchEncoding",
+    "PaddingStrategy",
+    "PreTrainedTokenizer",
+    "PreTrainedTokenizerBase",
+    "PreTrainedTokenizerFast",
+    "TensorType",
+    "TruncationStrategy",
+]
+
+# ---- Engineer B's exports (sentencepiece.py, bpe.py): add lines only inside this block ----
+# ---- end of Engineer B's block ----
