@@ -1,0 +1,188 @@
+"""Every Hugging Face checkpoint key string lives here.
+
+A key map is a list of declarative rules between our parameter names and transformers' names; ``*`` stands for
+one dotted path segment (a layer index, ``weight``/``bias``) and is carried across in order. A rule with several
+HF names fuses them along dim 0 (q/k/v into one ``qkv`` projection); ``transpose`` marks GPT-2's Conv1D weights,
+stored (in, out). The inverse direction (saving) is derived from the same rules, never written twice.
+Names no rule mentions pass through unchanged and are then checked against the model like any other key.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Rule", "KeyMap", "KEYMAPS", "normalize_legacy_names"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    ours: str
+    theirs: tuple[str, ...]
+    transpose: bool = False
+    # Older checkpoints store the same tensor under other names too (read, never written).
+    aliases: tuple[str, ...] = ()
+
+
+def _rule(ours: str, *theirs: str, transpose: bool = False, aliases: tuple[str, ...] = ()) -> Rule:
+    return Rule(ours, tuple(theirs), transpose, aliases)
+
+
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile("^" + re.escape(pattern).replace(r"\*", r"([^.]+)") + "$")
+
+
+def _fill(pattern: str, parts: tuple[str, ...]) -> str:
+    for p in parts:
+        pattern = pattern.replace("*", p, 1)
+    return pattern
+
+
+@dataclass
+class KeyMap:
+    """Rules for the backbone (relative to its prefix) and for the task heads (absolute names)."""
+
+    prefix: str  # the attribute holding the backbone in head models, identical on both sides ("bert")
+    base: list[Rule]
+    heads: list[Rule] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._compiled = {
+            scope: [(r, _regex(r.ours), [_regex(t) for t in r.theirs], [_regex(a) for a in r.aliases]) for r in rules]
+            for scope, rules in (("base", self.base), ("heads", self.heads))
+        }
+
+    # ---- HF -> ours ------------------------------------------------------------------------------------------
+    def to_ours(self, theirs: dict[str, torch.Tensor], *, model_has_prefix: bool
+                ) -> tuple[dict[str, torch.Tensor], dict[str, str], list[str]]:
+        """Map an HF state dict onto our names.
+
+        Returns (tensors by our name, our name -> the HF name it came from, HF keys of incomplete fused groups).
+        ``model_has_prefix``: the target is a head model whose backbone sits under ``self.prefix``.
+        """
+        theirs = self.align_prefix(theirs, model_has_prefix)
+        pre = self.prefix + "." if model_has_prefix else ""
+        out: dict[str, torch.Tensor] = {}
+        origin: dict[str, str] = {}
+        groups: dict[str, dict[int, tuple[str, torch.Tensor]]] = {}
+        group_rule: dict[str, Rule] = {}
+        for key, tensor in theirs.items():
+            scope, rel = ("base", key[len(pre):]) if key.startswith(pre) or not pre else ("heads", key)
+            hit = self._match_theirs(scope, rel)
+            if hit is None:
+                if key not in out:  # a rule-mapped name wins over a same-named passthrough
+                    out[key], origin[key] = tensor, key
+                continue
+            rule, slot, parts, is_alias = hit
+            ours = (pre if scope == "base" else "") + _fill(rule.ours, parts)
+            if len(rule.theirs) == 1:
+                if is_alias and ours in out:
+                    continue  # the canonical name was already read
+                out[ours] = tensor.t() if rule.transpose else tensor
+                origin[ours] = key
+            else:
+                groups.setdefault(ours, {})[slot] = (key, tensor)
+                group_rule[ours] = rule
+        incomplete: list[str] = []
+        for ours, got in groups.items():
+            rule = group_rule[ours]
+            if len(got) != len(rule.theirs):
+                incomplete.extend(k for k, _ in got.values())
+                continue
+            pieces = [got[i][1].t() if rule.transpose else got[i][1] for i in range(len(rule.theirs))]
+            out[ours] = torch.cat(pieces, dim=0)
+            origin[ours] = got[0][0]
+        return out, origin, incomplete
+
+    def _match_theirs(self, scope: str, key: str):
+        for rule, _, theirs_res, alias_res in self._compiled[scope]:
+            for slot, rx in enumerate(theirs_res):
+                m = rx.match(key)
+                if m:
+                    return rule, slot, m.groups(), False
+            for rx in alias_res:
+                m = rx.match(key)
+                if m:
+                    return rule, 0, m.groups(), True
+        return None
+
+    def align_prefix(self, theirs: dict[str, torch.Tensor], model_has_prefix: bool) -> dict[str, torch.Tensor]:
+        """Add or strip the backbone prefix so a base checkpoint loads into a head model and vice versa."""
+        pre = self.prefix + "."
+        has = any(k.startswith(pre) for k in theirs)
+        if model_has_prefix and not has:
+            # A bare-backbone checkpoint: every key that is not a head key belongs under the prefix.
+            return {(k if self._match_theirs("heads", k) else pre + k): v for k, v in theirs.items()}
+        if not model_has_prefix and has:
+            # A head-model checkpoint loaded as the bare backbone: keep the backbone part; head keys stay as they
+            # are and will be reported unused.
+            return {(k[len(pre):] if k.startswith(pre) else k): v for k, v in theirs.items()}
+        return theirs
+
+    # ---- ours -> HF ------------------------------------------------------------------------------------------
+    def to_theirs(self, ours: dict[str, torch.Tensor], *, model_has_prefix: bool) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for key, tensor in ours.items():
+            names, rule = self._theirs_names(key, model_has_prefix)
+            pieces = tensor.chunk(len(names), dim=0) if len(names) > 1 else (tensor,)
+            for name, piece in zip(names, pieces):
+                out[name] = (piece.t() if rule is not None and rule.transpose else piece).contiguous()
+        return out
+
+    def theirs_name(self, our_key: str, *, model_has_prefix: bool) -> str:
+        """The (first) HF name of one of our parameters, for reports."""
+        return self._theirs_names(our_key, model_has_prefix)[0][0]
+
+    def _theirs_names(self, key: str, model_has_prefix: bool) -> tuple[list[str], Rule | None]:
+        pre = self.prefix + "." if model_has_prefix else ""
+        scope, rel = ("base", key[len(pre):]) if key.startswith(pre) or not pre else ("heads", key)
+        for rule, ours_re, _, _ in self._compiled[scope]:
+            m = ours_re.match(rel)
+            if m:
+                lead = pre if scope == "base" else ""
+                return [lead + _fill(t, m.groups()) for t in rule.theirs], rule
+        return [key], None
+
+
+def normalize_legacy_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """TF-era checkpoints name LayerNorm parameters gamma/beta; transformers renames them weight/bias on load."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".gamma"):
+            key = key[: -len("gamma")] + "weight"
+        elif key.endswith(".beta"):
+            key = key[: -len("beta")] + "bias"
+        out[key] = value
+    return out
+
+
+# ---- BERT ------------------------------------------------------------------------------------------------------
+_L = "encoder.layer.*"
+_BERT_LAYER = [
+    _rule(f"{_L}.attn.qkv.*", f"{_L}.attention.self.query.*", f"{_L}.attention.self.key.*",
+          f"{_L}.attention.self.value.*"),
+    _rule(f"{_L}.attn.distance_embedding.weight", f"{_L}.attention.self.distance_embedding.weight"),
+    _rule(f"{_L}.attn.out.*", f"{_L}.attention.output.dense.*"),
+    _rule(f"{_L}.attn_norm.*", f"{_L}.attention.output.LayerNorm.*"),
+    _rule(f"{_L}.cross_attn.q.*", f"{_L}.crossattention.self.query.*"),
+    _rule(f"{_L}.cross_attn.kv.*", f"{_L}.crossattention.self.key.*", f"{_L}.crossattention.self.value.*"),
+    _rule(f"{_L}.cross_attn.out.*", f"{_L}.crossattention.output.dense.*"),
+    _rule(f"{_L}.cross_norm.*", f"{_L}.crossattention.output.LayerNorm.*"),
+    _rule(f"{_L}.mlp.fc_in.*", f"{_L}.intermediate.dense.*"),
+    _rule(f"{_L}.mlp.fc_out.*", f"{_L}.output.dense.*"),
+    _rule(f"{_L}.mlp_norm.*", f"{_L}.output.LayerNorm.*"),
+]
+BERT = KeyMap(
+    prefix="bert",
+    base=[_rule("embeddings.norm.*", "embeddings.LayerNorm.*"), *_BERT_LAYER],
+    heads=[
+        _rule("cls.dense.*", "cls.predictions.transform.dense.*"),
+        _rule("cls.norm.*", "cls.predictions.transform.LayerNorm.*"),
+        _rule("cls.decoder.weight", "cls.predictions.decoder.weight"),
+        _rule("cls.decoder.bias", "cls.predictions.bias", aliases=("cls.predictions.decoder.bias",)),
+        _rule("seq_relationship.*", "cls.seq_relationship.*"),
+    ],
+)
+
+KEYMAPS: dict[str, KeyMap] = {"bert": BERT}

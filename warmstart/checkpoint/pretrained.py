@@ -1,0 +1,207 @@
+"""from_pretrained / save_pretrained: checkpoint folders in transformers' layout <-> our models.
+
+Loading is strict where silence would hurt: a backbone weight the checkpoint lacks (e.g. a config asking for more
+layers than were saved) is an error, not a random init; a shape or dtype mismatch is an error unless
+``ignore_mismatched_sizes``. Weights a task head legitimately adds (classifier, pooler, cross-attention when
+warm-starting a decoder) are initialised fresh and reported, as are checkpoint weights the model does not use.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import CONFIG_NAME, PretrainedConfig
+from .hub import resolve_model_dir
+from .io import atomic_save, load_state_dict, save_state_dict
+from .keymaps import KEYMAPS, normalize_legacy_names
+
+__all__ = ["load_pretrained", "save_pretrained", "save_config", "LoadingError", "resolve_dtype"]
+
+log = logging.getLogger("warmstart")
+_HUB_KWARGS = ("cache_dir", "revision", "subfolder", "local_files_only", "force_download", "token", "proxies",
+               "resume_download", "use_safetensors", "trust_remote_code", "low_cpu_mem_usage", "device_map")
+
+
+class LoadingError(ValueError):
+    """The checkpoint does not fit the model (missing backbone weights, shape or dtype mismatches)."""
+
+
+def resolve_dtype(dtype: Any, state: dict[str, torch.Tensor] | None = None) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    if dtype == "auto":
+        floats = [t.dtype for t in (state or {}).values() if t.dtype.is_floating_point]
+        return floats[0] if floats else None
+    if isinstance(dtype, str):
+        value = getattr(torch, dtype.replace("torch.", ""), None)
+        if not isinstance(value, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'bfloat16', torch.float16 or 'auto'")
+        dtype = value
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating point torch dtype or 'auto', got {dtype!r}")
+    return dtype
+
+
+def load_pretrained(cls, path_or_repo_id, *model_args, **kwargs):
+    config = kwargs.pop("config", None)
+    dtype = kwargs.pop("dtype", None)
+    torch_dtype = kwargs.pop("torch_dtype", None)
+    dtype = dtype if dtype is not None else torch_dtype
+    output_loading_info = kwargs.pop("output_loading_info", False)
+    ignore_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
+    state_dict = kwargs.pop("state_dict", None)
+    hub = {k: kwargs.pop(k) for k in _HUB_KWARGS if k in kwargs}
+
+    folder = resolve_model_dir(str(path_or_repo_id), **{k: hub[k] for k in ("cache_dir", "revision", "subfolder")
+                                                         if k in hub})
+    config, model_kwargs = _load_config(cls, folder, config, kwargs)
+    model = cls(config, *model_args, **model_kwargs)
+
+    theirs = state_dict if state_dict is not None else load_state_dict(folder)
+    info = load_into(model, theirs, source=str(folder), ignore_mismatched_sizes=ignore_mismatched)
+    target = resolve_dtype(dtype, theirs)
+    if target is not None:
+        model.to(target)
+        model.config.dtype = str(target).replace("torch.", "")
+    model.eval()  # as transformers: a loaded model is ready for inference
+    return (model, info) if output_loading_info else model
+
+
+def _load_config(cls, folder: Path, config, kwargs: dict[str, Any]):
+    """Split kwargs into config overrides (names the config knows) and model constructor arguments."""
+    if isinstance(config, PretrainedConfig):
+        known = set(vars(config)) | {"num_labels", "id2label", "label2id"}
+        for key in [k for k in kwargs if k in known]:
+            setattr(config, key, kwargs.pop(key))
+        config.validate()
+        return config, kwargs
+    source = Path(config) if isinstance(config, (str, os.PathLike)) else folder
+    config_file = source / CONFIG_NAME if source.is_dir() else source
+    if not config_file.is_file():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}: cannot tell how to build {cls.__name__}")
+    data = json.loads(config_file.read_text(encoding="utf-8"))
+    known = set(cls.config_class.all_fields()) | set(data) | {"num_labels", "id2label", "label2id"}
+    overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in known}
+    data = {k: v for k, v in data.items() if k != "model_type"}
+    built = cls.config_class.from_dict(data, **overrides)
+    built.name_or_path = str(folder)
+    return built, kwargs
+
+
+def load_into(model, theirs: dict[str, torch.Tensor], *, source: str = "state_dict",
+              ignore_mismatched_sizes: bool = False) -> dict[str, list]:
+    """Copy an HF-named state dict into ``model``; return transformers' loading-info dict."""
+    keymap = KEYMAPS[model.keymap_name]
+    has_prefix = bool(model.base_model_prefix)
+    ours, origin, incomplete = keymap.to_ours(normalize_legacy_names(dict(theirs)), model_has_prefix=has_prefix)
+    own = model.state_dict()
+    tied = _tied_names(model)
+
+    unexpected = [origin[k] for k in ours if k not in own] + incomplete
+    mismatched, errors, reinit = [], [], set()
+    loadable: dict[str, torch.Tensor] = {}
+    for key, tensor in ours.items():
+        if key not in own:
+            continue
+        want = own[key]
+        if want.dtype.is_floating_point and not tensor.dtype.is_floating_point:
+            raise LoadingError(f"{source}: weight {origin[key]!r} is stored as {tensor.dtype}, but the model "
+                               f"expects floating point ({want.dtype}); the checkpoint is corrupt or not a model")
+        if tuple(tensor.shape) != tuple(want.shape):
+            if not ignore_mismatched_sizes:
+                raise LoadingError(
+                    f"{source}: weight {origin[key]!r} has shape {tuple(tensor.shape)} but the model expects "
+                    f"{tuple(want.shape)}; check the config (vocab_size, hidden_size, num_labels...) or pass "
+                    "ignore_mismatched_sizes=True to re-initialise it")
+            mismatched.append((origin[key], tuple(tensor.shape), tuple(want.shape)))
+            reinit.add(key)
+            continue
+        loadable[key] = tensor
+    missing = [k for k in own if k not in loadable and k not in tied and k not in reinit]
+    required = [k for k in missing if not any(fnmatch.fnmatchcase(k, p) for p in model.new_weights_ok)]
+    if required:
+        names = [keymap.theirs_name(k, model_has_prefix=has_prefix) for k in required]
+        raise LoadingError(
+            f"{source} lacks {len(names)} weight(s) that {type(model).__name__} needs: {_short(names)}. Does the "
+            "config match the checkpoint (num_hidden_layers, position_embedding_type...)?")
+    with torch.no_grad():
+        params = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers())
+        for key, tensor in loadable.items():
+            params[key].copy_(tensor)
+    model.tie_weights()
+
+    missing_hf = [keymap.theirs_name(k, model_has_prefix=has_prefix) for k in missing]
+    if missing_hf:
+        log.warning("%s: newly initialised weights of %s (train them before use): %s", source,
+                    type(model).__name__, _short(missing_hf))
+    if unexpected:
+        log.info("%s: checkpoint weights not used by %s: %s", source, type(model).__name__, _short(unexpected))
+    for name, got, want in mismatched:
+        log.warning("%s: %s re-initialised: shape %s in the checkpoint, %s in the model", source, name, got, want)
+    return {"missing_keys": missing_hf, "unexpected_keys": unexpected, "mismatched_keys": mismatched,
+            "error_msgs": errors}
+
+
+def _tied_names(model) -> set[str]:
+    """Our names of parameters that are the same tensor as an earlier-named one (tied output embeddings)."""
+    seen: dict[int, str] = {}
+    tied = set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            tied.add(name)
+        else:
+            seen[id(p)] = name
+    return tied
+
+
+def _short(names: list[str], n: int = 8) -> str:
+    return ", ".join(names[:n]) + (f" ... (+{len(names) - n} more)" if len(names) > n else "")
+
+
+# ---- saving ----------------------------------------------------------------------------------------------------
+def export_state_dict(model) -> dict[str, torch.Tensor]:
+    """Our weights under transformers' names, tied duplicates left out (transformers re-ties on load)."""
+    tied = _tied_names(model)
+    ours = {k: v for k, v in model.state_dict(keep_vars=False).items() if k not in tied}
+    keymap = KEYMAPS[model.keymap_name]
+    return keymap.to_theirs(ours, model_has_prefix=bool(model.base_model_prefix))
+
+
+def _config_for_save(model) -> PretrainedConfig:
+    config = model.config
+    config.architectures = [type(model).__name__]
+    config.dtype = str(model.dtype).replace("torch.", "")
+    return config
+
+
+def save_config(config: PretrainedConfig, save_directory) -> None:
+    atomic_save(save_directory, lambda tmp: config.to_json_file(Path(tmp) / CONFIG_NAME, use_diff=False))
+
+
+def save_pretrained(model, save_directory, *, max_shard_size: int | str = "5GB", safe_serialization: bool = True,
+                    state_dict: dict[str, torch.Tensor] | None = None, is_main_process: bool = True,
+                    **ignored: Any) -> None:
+    if not is_main_process:
+        return
+    if Path(save_directory).is_file():
+        raise NotADirectoryError(f"save_pretrained needs a folder, but {save_directory} is a file")
+    theirs = state_dict if state_dict is not None else export_state_dict(model)
+    config = _config_for_save(model)
+
+    def write(tmp: Path) -> None:
+        config.to_json_file(tmp / CONFIG_NAME, use_diff=False)
+        gen = getattr(model, "generation_config", None)
+        if gen is not None and hasattr(gen, "save_pretrained_into"):
+            gen.save_pretrained_into(tmp)
+        if safe_serialization:
+            save_state_dict(theirs, tmp, max_shard_size=max_shard_size)
+        else:
+            torch.save({k: v.contiguous() for k, v in theirs.items()}, tmp / "pytorch_model.bin")
+
+    atomic_save(save_directory, write)

@@ -1,0 +1,155 @@
+"""Multi-head attention, one class for self- and cross-attention.
+
+Self-attention projects q, k, v with one fused matmul (``qkv``); cross-attention projects the query from the decoder
+and keys/values from the encoder output (``kv``), which a cache stores once per generation. The fast path is
+PyTorch's scaled_dot_product_attention; the explicit path (softmax written out) runs only when the caller needs the
+probabilities themselves (``output_attentions``) or must rescale them (``head_mask``).
+
+Relative position embeddings (Shaw et al. 2018; Huang et al. 2020, "Improve Transformer Models with Better Relative
+Position Embeddings"), as BERT's ``position_embedding_type`` = relative_key / relative_key_query: a learned vector per
+clipped distance (query position - key position) is dotted with the query (and, for relative_key_query, with the key)
+and added to the raw q·k score before the 1/sqrt(d) scaling. Since SDPA scales q·k itself, the relative term is
+pre-scaled and passed in through the additive mask, so the fast path still serves these models.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cache import KVCache
+from .packing import Packing
+
+__all__ = ["Attention"]
+
+
+class Attention(nn.Module):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        *,
+        cross: bool = False,
+        kv_size: int | None = None,
+        bias: bool = True,
+        position_embedding_type: str = "absolute",
+        max_positions: int = 512,
+        scale: float | None = None,
+    ):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_heads ({num_heads})")
+        self.num_heads, self.head_dim = num_heads, hidden_size // num_heads
+        self.cross = cross
+        self.scale = scale if scale is not None else self.head_dim ** -0.5
+        self.dropout = dropout
+        if cross:
+            self.q = nn.Linear(hidden_size, hidden_size, bias=bias)
+            self.kv = nn.Linear(kv_size or hidden_size, 2 * hidden_size, bias=bias)
+        else:
+            self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=bias)
+        self.out = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.position_embedding_type = position_embedding_type
+        if position_embedding_type in ("relative_key", "relative_key_query"):
+            self.max_positions = max_positions
+            # One vector per distance in [-(P-1), P-1].
+            self.distance_embedding = nn.Embedding(2 * max_positions - 1, self.head_dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape  # (B, T, H*D) -> (B, H, T, D)
+        return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, C)
+        mask: torch.Tensor | None = None,  # additive, broadcastable to (B, H, T, S); None = attend everywhere
+        *,
+        causal: bool = False,  # only consulted when mask is None
+        kv_input: torch.Tensor | None = None,  # (B, S, C_enc) for cross-attention
+        cache: KVCache | None = None,
+        layer_idx: int = 0,
+        head_mask: torch.Tensor | None = None,  # broadcastable to (B, H, T, S), multiplies the probabilities
+        need_weights: bool = False,
+        packing: Packing | None = None,  # x is (N, C) real tokens; attention itself runs in the (B, T) layout
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        past = 0
+        if self.cross:
+            q = self._heads(_unpacked(self.q(x), packing))
+            if cache is not None and cache.has_cross(layer_idx):
+                k, v = cache.cross_k[layer_idx], cache.cross_v[layer_idx]
+            else:
+                k, v = self._split_kv(kv_input)
+                if cache is not None:
+                    cache.set_cross(layer_idx, k, v)
+        else:
+            q, k, v = self._split_qkv(_unpacked(self.qkv(x), packing))
+            if cache is not None:
+                past = cache.get_seq_length(layer_idx)
+                k, v = cache.update(layer_idx, k, v)
+
+        t, s = q.shape[2], k.shape[2]
+        if causal and (t == 1 or mask is not None):
+            causal = False  # one query sees the whole cache; an explicit mask already holds the causal part
+        if causal and (t != s or self.position_embedding_type != "absolute"):
+            mask, causal = _causal_additive(t, s, past, q.dtype, q.device), False
+        if self.position_embedding_type != "absolute":
+            rel = self._relative_scores(q, k, past) * self.scale  # (B, H, T, S)
+            mask = rel if mask is None else mask + rel
+
+        dropout = self.dropout if self.training else 0.0
+        if need_weights or head_mask is not None:
+            scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale  # (B, H, T, S)
+            if causal:
+                mask = _causal_additive(t, s, past, q.dtype, q.device)
+            if mask is not None:
+                scores = scores + mask
+            probs = torch.softmax(scores, dim=-1)
+            probs = F.dropout(probs, dropout, self.training)
+            if head_mask is not None:
+                probs = probs * head_mask
+            y = torch.matmul(probs, v)
+        else:
+            probs = None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal,
+                                               scale=self.scale)
+        b = y.shape[0]
+        y = y.transpose(1, 2).reshape(b, t, -1)  # (B, T, C)
+        if packing is not None:
+            y = packing.pack(y)
+        return self.out(y), probs
+
+    def _split_qkv(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, t, _ = qkv.shape
+        # (B, T, 3*H*D) -> 3 x (B, H, T, D)
+        qkv = qkv.view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]
+
+    def _split_kv(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, s, _ = enc.shape
+        kv = self.kv(enc).view(b, s, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return kv[0], kv[1]
+
+    def _relative_scores(self, q: torch.Tensor, k: torch.Tensor, past: int) -> torch.Tensor:
+        t, s = q.shape[2], k.shape[2]
+        # Query i sits at absolute position past + i (decoding with a cache); key j at position j.
+        q_pos = torch.arange(past, past + t, device=q.device).view(-1, 1)
+        k_pos = torch.arange(s, device=q.device).view(1, -1)
+        table = self.distance_embedding(q_pos - k_pos + self.max_positions - 1).to(q.dtype)  # (T, S, D)
+        scores = torch.einsum("bhtd,tsd->bhts", q, table)
+        if self.position_embedding_type == "relative_key_query":
+            scores = scores + torch.einsum("bhsd,tsd->bhts", k, table)
+        return scores
+
+
+def _unpacked(x: torch.Tensor, packing: Packing | None) -> torch.Tensor:
+    return x if packing is None else packing.unpack(x)
+
+
+def _causal_additive(t: int, s: int, past: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(T, S) additive mask letting query past+i see keys 0..past+i."""
+    q_pos = torch.arange(past, past + t, device=device).view(-1, 1)
+    k_pos = torch.arange(s, device=device).view(1, -1)
+    return torch.zeros(t, s, dtype=dtype, device=device).masked_fill(k_pos > q_pos, torch.finfo(dtype).min)
