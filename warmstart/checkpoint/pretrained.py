@@ -114,17 +114,17 @@ def load_into(model, theirs: dict[str, torch.Tensor], *, source: str = "state_di
             raise LoadingError(f"{source}: weight {origin[key]!r} is stored as {tensor.dtype}, but the model "
                                f"expects floating point ({want.dtype}); the checkpoint is corrupt or not a model")
         if tuple(tensor.shape) != tuple(want.shape):
-            if not ignore_mismatched_sizes:
-                raise LoadingError(
-                    f"{source}: weight {origin[key]!r} has shape {tuple(tensor.shape)} but the model expects "
-                    f"{tuple(want.shape)}; check the config (vocab_size, hidden_size, num_labels...) or pass "
-                    "ignore_mismatched_sizes=True to re-initialise it")
             mismatched.append((origin[key], tuple(tensor.shape), tuple(want.shape)))
             reinit.add(key)
             continue
         loadable[key] = tensor
+    if mismatched and not ignore_mismatched_sizes:
+        shown = "; ".join(f"{name} is {got} in the checkpoint but {want} in the model" for name, got, want in mismatched)
+        raise LoadingError(f"{source}: shape mismatch: {shown}. Check the config (vocab_size, hidden_size, "
+                           "num_labels...) or pass ignore_mismatched_sizes=True to re-initialise these weights")
     missing = [k for k in own if k not in loadable and k not in tied and k not in reinit]
-    required = [k for k in missing if not any(fnmatch.fnmatchcase(k, p) for p in model.new_weights_ok)]
+    pre = model.base_model_prefix + "."
+    required = [k for k in missing if not any(fnmatch.fnmatchcase(k.removeprefix(pre), p) for p in model.new_weights_ok)]
     if required:
         names = [keymap.theirs_name(k, model_has_prefix=has_prefix) for k in required]
         raise LoadingError(
