@@ -22,4 +22,8 @@ __all__ = [
 ]
 
 # ---- Engineer B's exports (sentencepiece.py, bpe.py): add lines only inside this block ----
+from .bpe import GPT2Tokenizer, GPT2TokenizerFast, RobertaTokenizer, RobertaTokenizerFast  # noqa: E402
+from .sentencepiece import BertGenerationTokenizer  # noqa: E402
+
+__all__ += ["BertGenerationTokenizer", "GPT2Tokenizer", "GPT2TokenizerFast", "RobertaTokenizer", "RobertaTokenizerFast"]
 # ---- end of Engineer B's block ----
