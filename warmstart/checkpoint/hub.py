@@ -1,0 +1,172 @@
+"""Turning `from_pretrained`'s first argument into a local folder: a path, or a Hugging Face cache entry.
+
+Lookups in the cache are offline by default (huggingface_hub's `snapshot_download` with
+`local_files_only=True` reads `refs/<revision>` and returns `snapshots/<commit>/`). Downloading
+happens only when a caller passes `local_files_only=False`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+from huggingface_hub.utils import HFValidationError, LocalEntryNotFoundError, validate_repo_id
+
+from .io import CheckpointNotFoundError, find_weights, recover_interrupted_save
+
+try:  # huggingface_hub >= 1.x: the snapshot exists but its cached file listing says files are missing
+    from huggingface_hub.errors import IncompleteSnapshotError
+except ImportError:  # pragma: no cover - older huggingface_hub never raises it
+    IncompleteSnapshotError = None
+
+__all__ = ["resolve_model_dir", "default_cache_dir"]
+
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+# What a download fetches: configs, vocabularies and safetensors weights. `.bin` weights are
+# fetched only when the repo has no safetensors (many old repos ship both; we would use only one).
+_DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+
+
+def default_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (not when huggingface_hub was
+    imported): HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else
+    $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub — huggingface_hub's order."""
+    env = os.environ
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(var):
+            return Path(os.path.expandvars(os.path.expanduser(env[var])))
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(os.path.expandvars(os.path.expanduser(home))) / "hub"
+
+
+def resolve_model_dir(
+    path_or_repo_id: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    local_files_only: bool = True,
+    subfolder: str = "",
+) -> Path:
+    """Return the local folder holding a checkpoint named by a path or a hub repo id.
+
+    An existing local folder is used as is. Otherwise the id is looked up in the hub cache
+    (`cache_dir`, default `default_cache_dir()`), without network unless `local_files_only=False`.
+    Raises FileNotFoundError (CheckpointNotFoundError) naming every place looked at, and
+    NotADirectoryError when the path is a file.
+    """
+    if not isinstance(path_or_repo_id, (str, os.PathLike)):
+        raise TypeError(
+            f"Expected a folder path or a hub repo id such as 'org/name', got "
+            f"{type(path_or_repo_id).__name__}: {path_or_repo_id!r}"
+        )
+    raw = os.fspath(path_or_repo_id)
+    if not raw:
+        raise ValueError("Expected a folder path or a hub repo id, got an empty string")
+    local = Path(raw)
+    recover_interrupted_save(local)  # a save killed mid-swap must not look like a missing folder
+    if local.exists():
+        if not local.is_dir():
+            raise NotADirectoryError(
+                f"{raw!r} is a file, not a folder; pass the folder that holds config.json and the "
+                f"weights (perhaps {str(local.parent)!r})"
+            )
+        return _subfolder(local.absolute(), subfolder, raw)
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    looked = [f"a local folder {str(local.absolute())!r}: does not exist"]
+    if _looks_like_path(raw) or not _is_repo_id(raw):
+        looked.append("the hub cache: not searched, since this is not a repo id of the form 'org/name'")
+        raise CheckpointNotFoundError(_not_found_message(raw, looked, cache))
+    snapshot = _cached_snapshot(raw, cache, revision)
+    if snapshot is None and not local_files_only:
+        snapshot = _download(raw, cache, revision)
+    if snapshot is None:
+        looked.append(f"the hub cache {str(cache)!r}: {_cache_detail(raw, cache, revision)}")
+        raise CheckpointNotFoundError(_not_found_message(raw, looked, cache))
+    return _subfolder(snapshot, subfolder, raw)
+
+
+def _looks_like_path(raw: str) -> bool:
+    # A repo id has at most one '/', and never starts with '.', '/' or '~'.
+    return raw.startswith((".", "/", "~", os.sep)) or raw.count("/") > 1 or (os.sep != "/" and os.sep in raw)
+
+
+def _is_repo_id(raw: str) -> bool:
+    try:
+        validate_repo_id(raw)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _cached_snapshot(repo_id: str, cache: Path, revision: str | None) -> Path | None:
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=True))
+    except LocalEntryNotFoundError as e:
+        if IncompleteSnapshotError is not None and isinstance(e, IncompleteSnapshotError):
+            # Only part of the repo was downloaded (transformers fetches just what it needs);
+            # that part may well be enough, and find_weights reports it if it is not.
+            return Path(e.snapshot_path)
+    # snapshot_download resolves branch and tag names through refs/; a commit hash given
+    # directly has no ref, but its snapshot folder is named after it.
+    if revision is not None and _COMMIT_RE.fullmatch(revision):
+        folder = _repo_cache_folder(repo_id, cache) / "snapshots" / revision
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def _download(repo_id: str, cache: Path, revision: str | None) -> Path:
+    folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, allow_patterns=_DOWNLOAD_PATTERNS))
+    try:
+        find_weights(folder)
+    except CheckpointNotFoundError:
+        patterns = ["*.bin", "*.bin.index.json"]
+        folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, allow_patterns=patterns))
+    return folder
+
+
+def _repo_cache_folder(repo_id: str, cache: Path) -> Path:
+    return cache / ("models--" + repo_id.replace("/", "--"))
+
+
+def _cache_detail(repo_id: str, cache: Path, revision: str | None) -> str:
+    """Say why the cache did not have it: no cache, no entry for the repo, or not that revision."""
+    if not cache.is_dir():
+        return "that folder does not exist"
+    repo = _repo_cache_folder(repo_id, cache)
+    if not repo.is_dir():
+        return f"no entry {repo.name!r}"
+    refs_dir = repo / "refs"
+    refs = sorted(str(p.relative_to(refs_dir)) for p in refs_dir.rglob("*") if p.is_file()) if refs_dir.is_dir() else []
+    snaps = sorted(p.name for p in (repo / "snapshots").iterdir()) if (repo / "snapshots").is_dir() else []
+    return (
+        f"{repo.name!r} has no snapshot for revision {revision or 'main'!r} "
+        f"(cached refs: {refs or 'none'}; cached snapshots: {snaps or 'none'})"
+    )
+
+
+def _not_found_message(raw: str, looked: list[str], cache: Path) -> str:
+    places = "\n".join(f"  - {line}" for line in looked)
+    return (
+        f"Cannot find model {raw!r}. Looked at:\n{places}\n"
+        f"To fix: pass the path of a folder holding config.json and the weights; or, on a machine "
+        f"with network access, download it into the cache (`hf download {raw}` or "
+        f"huggingface_hub.snapshot_download({raw!r})) and point cache_dir or HF_HUB_CACHE at that "
+        f"cache if it is not {str(cache)!r}; or pass local_files_only=False to download it now."
+    )
+
+
+def _subfolder(base: Path, subfolder: str, raw: str) -> Path:
+    if not subfolder:
+        return base
+    sub = Path(subfolder)
+    if sub.is_absolute() or ".." in sub.parts:
+        raise ValueError(f"subfolder must be a relative path inside {raw!r}, got {subfolder!r}")
+    folder = base / sub
+    if not folder.is_dir():
+        raise CheckpointNotFoundError(
+            f"{raw!r} was found at {str(base)!r}, but it has no sub-folder {subfolder!r}"
+        )
+    return folder

@@ -1,0 +1,727 @@
+"""Moving checkpoints between memory and disk: `dict[str, Tensor]` <-> weight files in a folder.
+
+This layer knows nothing about models or key names. It reads the four layouts transformers writes
+(`model.safetensors`, sharded safetensors with `model.safetensors.index.json`, `pytorch_model.bin`,
+sharded `.bin` with `pytorch_model.bin.index.json`), writes safetensors in exactly the layout
+transformers reads, and makes every save all-or-nothing (see `atomic_directory`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import re
+import secrets
+import shutil
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "WeightsLocation",
+    "find_weights",
+    "load_state_dict",
+    "save_state_dict",
+    "atomic_save",
+    "atomic_directory",
+    "recover_interrupted_save",
+    "parse_size",
+    "is_weights_file",
+]
+
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+BIN_WEIGHTS = "pytorch_model.bin"
+BIN_INDEX = "pytorch_model.bin.index.json"
+# Every name a transformers-style save of the weights can produce; used to tell a caller's own
+# files (README, tokenizer, config) from weights when an old folder is replaced.
+_WEIGHT_FILE_RE = re.compile(
+    r"(model\.safetensors(\.index\.json)?|model-\d{5}-of-\d{5}\.safetensors"
+    r"|pytorch_model\.bin(\.index\.json)?|pytorch_model-\d{5}-of-\d{5}\.bin)"
+)
+# safetensors refuses headers above 100 MB; anything larger is a corrupt length prefix.
+_MAX_HEADER_BYTES = 100_000_000
+
+
+class CheckpointError(OSError):
+    """A checkpoint folder or file is unreadable, unsafe, ambiguous or inconsistent."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The folder holds no weights file in any layout we read."""
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """Which weight files to read from a folder, decided once by `find_weights`."""
+
+    folder: Path
+    format: str  # "safetensors" or "bin"
+    files: tuple[Path, ...]  # the single file, or the shards in index order
+    index_file: Path | None = None
+    weight_map: Mapping[str, str] | None = None  # tensor name -> shard name (sharded only)
+
+    @property
+    def is_sharded(self) -> bool:
+        return self.index_file is not None
+
+
+def is_weights_file(name: str) -> bool:
+    """True for the file names a weights save owns (single files, shards, indexes)."""
+    return _WEIGHT_FILE_RE.fullmatch(name) is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding the weights
+# ----------------------------------------------------------------------------------------------
+def find_weights(folder: str | os.PathLike) -> WeightsLocation:
+    """Decide which weight files of `folder` to read; safetensors wins over .bin.
+
+    Raises CheckpointNotFoundError when there are none, CheckpointError when the choice is
+    ambiguous or an index is malformed, unsafe or names a missing shard.
+    """
+    folder = Path(folder)
+    recover_interrupted_save(folder)
+    if not folder.is_dir():
+        if folder.exists():
+            raise NotADirectoryError(f"Checkpoint path {str(folder)!r} is a file, not a folder")
+        raise CheckpointNotFoundError(f"Checkpoint folder {str(folder)!r} does not exist")
+    for single, index, fmt in ((SAFE_WEIGHTS, SAFE_INDEX, "safetensors"), (BIN_WEIGHTS, BIN_INDEX, "bin")):
+        has_single, has_index = (folder / single).is_file(), (folder / index).is_file()
+        if has_single and has_index:
+            # Both could be a stale leftover of the other; loading either might be the wrong model.
+            raise CheckpointError(
+                f"Checkpoint folder {str(folder)!r} holds both {single!r} and the shard index "
+                f"{index!r}; refusing to guess which is current. Delete the stale one."
+            )
+        if has_single:
+            return WeightsLocation(folder, fmt, (folder / single,))
+        if has_index:
+            return _location_from_index(folder, folder / index, fmt)
+    try:
+        present = sorted(os.listdir(folder))
+    except OSError:
+        present = []
+    raise CheckpointNotFoundError(
+        f"No weights found in {str(folder)!r}: looked for {SAFE_WEIGHTS!r}, {SAFE_INDEX!r}, "
+        f"{BIN_WEIGHTS!r} and {BIN_INDEX!r}; the folder contains {present or 'nothing'}"
+    )
+
+
+def _location_from_index(folder: Path, index_file: Path, fmt: str) -> WeightsLocation:
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"Shard index {str(index_file)!r} is not valid JSON: {e}") from e
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(
+            f"Shard index {str(index_file)!r} has no non-empty 'weight_map' object mapping tensor "
+            f"names to shard files"
+        )
+    shards: dict[str, Path] = {}  # insertion order = first appearance in the index
+    for key, name in weight_map.items():
+        if not isinstance(name, str) or not name:
+            raise CheckpointError(
+                f"Shard index {str(index_file)!r} maps {key!r} to {name!r}, which is not a file name"
+            )
+        if name not in shards:
+            shards[name] = _safe_shard_path(folder, index_file, key, name)
+    missing = [name for name, path in shards.items() if not path.is_file()]
+    if missing:
+        raise CheckpointError(
+            f"Shard index {str(index_file)!r} names shard file(s) missing from the folder: {missing}"
+        )
+    return WeightsLocation(folder, fmt, tuple(shards.values()), index_file, dict(weight_map))
+
+
+def _safe_shard_path(folder: Path, index_file: Path, key: str, name: str) -> Path:
+    """Resolve an index entry, refusing any that would read outside the checkpoint folder.
+
+    The index is data from whoever made the checkpoint, so its names are untrusted: an absolute
+    path, a `..` component or a symlinked sub-folder could make us read arbitrary files.
+    A shard that is itself a symlink is allowed when it lands inside the folder or, for the Hugging
+    Face cache layout (`snapshots/<rev>/` files link to `../../blobs/`), inside the repo's blobs.
+    """
+    pure = Path(name)
+    if pure.is_absolute() or pure.drive or ".." in pure.parts or "\\" in name:
+        raise CheckpointError(
+            f"Shard index {str(index_file)!r} maps {key!r} to {name!r}, a path outside the "
+            f"checkpoint folder; shard names must be relative paths inside it"
+        )
+    path = folder / pure
+    real_folder = Path(os.path.realpath(folder))
+    roots = [real_folder]
+    if real_folder.parent.name == "snapshots":
+        roots.append(real_folder.parent.parent / "blobs")
+    real = Path(os.path.realpath(path))
+    if not any(real == root or root in real.parents for root in roots):
+        raise CheckpointError(
+            f"Shard index {str(index_file)!r} maps {key!r} to {name!r}, which resolves through a "
+            f"symlink to {str(real)!r}, outside the checkpoint folder; copy the shard into the folder"
+        )
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------
+class _FolderChanged(Exception):
+    """The folder was replaced by a concurrent save while we read it; read it again."""
+
+
+def load_state_dict(
+    source: str | os.PathLike | WeightsLocation,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
+    """Read every tensor of a checkpoint folder (any layout), a `WeightsLocation`, or one file.
+
+    `dtype` casts floating-point tensors only (integer buffers such as position ids keep theirs).
+    """
+    device = _check_device(device)
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype or None, got {dtype!r}")
+    if isinstance(source, WeightsLocation):
+        return _read_location(source, device, dtype)
+    path = Path(source)
+    if path.is_file():
+        fmt = "safetensors" if path.suffix == ".safetensors" else "bin"
+        return _read_location(WeightsLocation(path.parent, fmt, (path,)), device, dtype)
+    # A concurrent save swaps whole folders (never files in place), so a read that saw one folder
+    # generation from start to end is consistent; if the folder was swapped meanwhile, read again.
+    for _ in range(3):
+        try:
+            with _same_folder_generation(path):
+                return _read_location(find_weights(path), device, dtype)
+        except _FolderChanged:
+            continue
+    raise CheckpointError(f"Checkpoint folder {str(path)!r} kept being replaced while it was read")
+
+
+class _same_folder_generation:
+    """Raise _FolderChanged if `folder` names another directory on exit than on entry.
+
+    Holding a descriptor on the directory keeps its inode allocated, so an equal inode number at
+    the end really is the same directory (the number cannot have been recycled meanwhile).
+    """
+
+    def __init__(self, folder: Path):
+        self.folder, self.fd = folder, None
+
+    def __enter__(self):
+        recover_interrupted_save(self.folder)
+        try:
+            self.fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            self.fd = None  # missing folder (find_weights reports it) or a platform without dir fds
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.fd is None:
+            return False
+        try:
+            before = os.fstat(self.fd)
+            try:
+                now = os.stat(self.folder)
+                changed = (now.st_ino, now.st_dev) != (before.st_ino, before.st_dev)
+            except FileNotFoundError:
+                changed = True
+        finally:
+            os.close(self.fd)
+        if changed and (exc_type is None or issubclass(exc_type, (OSError, SafetensorError))):
+            raise _FolderChanged()
+        return False
+
+
+def _check_device(device: Any) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be a torch device or a string like 'cpu', got {device!r}") from e
+
+
+def _read_location(loc: WeightsLocation, device: torch.device, dtype) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    origin: dict[str, Path] = {}
+    for path in loc.files:
+        shard = _read_safetensors(path, device) if loc.format == "safetensors" else _read_bin(path, device)
+        for key, tensor in shard.items():
+            if key in state:
+                raise CheckpointError(
+                    f"Tensor {key!r} is stored twice: in {str(origin[key])!r} and in {str(path)!r}"
+                )
+            if dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            state[key], origin[key] = tensor, path
+    if loc.weight_map is not None:
+        absent = [k for k in loc.weight_map if k not in state]
+        if absent:
+            raise CheckpointError(
+                f"Shard index {str(loc.index_file)!r} lists {len(absent)} tensor(s) that no shard "
+                f"holds, e.g. {absent[:5]}"
+            )
+    return state
+
+
+def _read_safetensors(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    _check_safetensors_length(path)
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            return {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"Could not read safetensors file {str(path)!r} (corrupt?): {e}") from e
+
+
+def _check_safetensors_length(path: Path) -> None:
+    """Refuse a file whose size disagrees with its own header: truncation never passes silently.
+
+    Layout: 8-byte little-endian header length N, N bytes of JSON header, then the tensor bytes;
+    the largest `data_offsets` end in the header is the size of the tensor bytes.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if n < 0 or n > min(size - 8, _MAX_HEADER_BYTES):
+            raise CheckpointError(
+                f"Safetensors file {str(path)!r} is truncated or corrupt: {size} bytes cannot hold "
+                f"the header its first 8 bytes announce ({n} bytes)"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"Safetensors file {str(path)!r} has a corrupt header: {e!r}") from e
+    if size != 8 + n + end:
+        raise CheckpointError(
+            f"Safetensors file {str(path)!r} is {size} bytes but its header describes {8 + n + end} "
+            f"bytes: the file is truncated or corrupt"
+        )
+
+
+def _read_bin(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    # weights_only refuses any pickle that would import or call code; mmap keeps zip-format files
+    # (the torch>=1.6 default) out of RAM until used. The legacy format cannot be mapped.
+    try:
+        loaded = torch.load(
+            path, map_location=device, weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
+    except pickle.UnpicklingError as e:
+        # torch's message is long; its "WeightsUnpickler error:" part names what was refused.
+        detail = " ".join(str(e).partition("WeightsUnpickler error:")[2].split()).partition(". ")[0]
+        raise CheckpointError(
+            f"Refusing to load {str(path)!r}: torch.load(weights_only=True) rejected it "
+            f"({detail or e!r}). It is damaged, or holds Python objects besides tensors, whose "
+            f"unpickling could run code; if you trust it, convert it to safetensors first."
+        ) from e
+    except Exception as e:  # torch reports a damaged file as RuntimeError, EOFError, KeyError, ...
+        raise CheckpointError(f"Could not read {str(path)!r} (truncated or corrupt?): {e!r}") from e
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(
+            f"{str(path)!r} holds a {type(loaded).__name__}, not a flat dict of tensors"
+        )
+    for key, value in loaded.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            hint = " (a training checkpoint? save its model state_dict alone)" if isinstance(value, Mapping) else ""
+            raise CheckpointError(
+                f"{str(path)!r} is not a flat dict of tensors: entry {key!r} is a "
+                f"{type(value).__name__}{hint}"
+            )
+    return dict(loaded)
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving
+# ----------------------------------------------------------------------------------------------
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*")
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes from an int or a string like "5GB" (decimal units, as transformers) or "500MiB"."""
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise TypeError(f"max_shard_size must be an int or a string like '5GB', got {size!r}")
+    if isinstance(size, int):
+        value = size
+    else:
+        m = _SIZE_RE.fullmatch(size)
+        if m is None or m.group(2).upper() not in _UNITS:
+            raise ValueError(
+                f"Cannot parse size {size!r}: expected a number and a unit among "
+                f"B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (e.g. '5GB')"
+            )
+        value = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if value <= 0:
+        raise ValueError(f"max_shard_size must be positive, got {size!r}")
+    return value
+
+
+def _prepare_for_safetensors(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Validate the dict and return tensors safetensors accepts.
+
+    safetensors refuses tensors that share memory (tied weights) and writes only contiguous data,
+    so shared or partial views are cloned and strided ones made contiguous. After this every
+    tensor owns exactly its storage, so shard sizes are exact and no two tensors alias.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of str to Tensor, got {type(state_dict).__name__}")
+    if not state_dict:
+        raise ValueError("state_dict is empty; refusing to write a checkpoint without tensors")
+    seen_storage: set[tuple[str, int]] = set()
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        if not isinstance(key, str):
+            raise TypeError(f"state_dict keys must be str, got {key!r} ({type(key).__name__})")
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"state_dict[{key!r}] is a {type(tensor).__name__}, not a torch.Tensor")
+        if tensor.layout != torch.strided:
+            raise TypeError(f"state_dict[{key!r}] has layout {tensor.layout}; only dense tensors can be saved")
+        if tensor.device.type == "meta":
+            raise ValueError(f"state_dict[{key!r}] is on the meta device (no data to save)")
+        tensor = tensor.detach()
+        storage = tensor.untyped_storage()
+        storage_id = (str(tensor.device), storage.data_ptr())
+        owns_storage = tensor.is_contiguous() and tensor.storage_offset() == 0 and (
+            tensor.numel() * tensor.element_size() == storage.nbytes()
+        )
+        if storage_id in seen_storage or not owns_storage:
+            tensor = tensor.clone(memory_format=torch.contiguous_format)
+        elif tensor.numel():  # empty tensors may all report data_ptr 0; they share nothing
+            seen_storage.add(storage_id)
+        out[key] = tensor
+    return out
+
+
+def save_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    folder: str | os.PathLike,
+    *,
+    max_shard_size: int | str = "5GB",
+    metadata: Mapping[str, str] | None = None,
+    atomic: bool = True,
+) -> list[str]:
+    """Write `state_dict` as safetensors into `folder`; return the file names written.
+
+    Above `max_shard_size` the tensors go to `model-0000i-of-0000N.safetensors` plus
+    `model.safetensors.index.json`, the layout and split transformers uses (tensors in dict order,
+    a new shard when the next one would overflow; one bigger tensor gets a shard of its own).
+    With `atomic` (default) the folder is replaced all-or-nothing via `atomic_directory`, keeping
+    the folder's other files; inside an `atomic_directory` it writes straight into the new folder.
+    """
+    tensors = _prepare_for_safetensors(state_dict)
+    limit = parse_size(max_shard_size)
+    meta = {"format": "pt", **(metadata or {})}
+    for k, v in meta.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"safetensors metadata must map str to str, got {k!r}: {v!r}")
+    if atomic and not _inside_atomic_save(folder):
+        with atomic_directory(folder) as tmp:
+            return _write_shards(tensors, Path(tmp), limit, meta)
+    return _write_shards(tensors, Path(folder), limit, meta)
+
+
+def _write_shards(tensors: dict[str, torch.Tensor], folder: Path, limit: int, meta: dict) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    split = split_torch_state_dict_into_shards(
+        tensors, filename_pattern="model{suffix}.safetensors", max_shard_size=limit
+    )
+    names = list(split.filename_to_tensors)
+    # Only our own layout may remain: a stale index next to a new single file (or old shards next
+    # to new ones) would make the folder ambiguous or load the wrong tensors.
+    for name in os.listdir(folder):
+        if is_weights_file(name) and name not in names:
+            os.remove(folder / name)
+    for name, keys in split.filename_to_tensors.items():
+        _replace_file(folder / name, lambda tmp, keys=keys: save_file(
+            {k: tensors[k] for k in keys}, str(tmp), metadata=meta))
+    if split.is_sharded:
+        index = {"metadata": dict(split.metadata), "weight_map": dict(split.tensor_to_filename)}
+        text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+        _replace_file(folder / SAFE_INDEX, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        names.append(SAFE_INDEX)
+    return names
+
+
+def _replace_file(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write to a side file then rename over `path`: a reader that has `path` memory-mapped keeps
+    its old bytes instead of seeing the file truncated under it (which would crash it)."""
+    tmp = path.with_name(path.name + ".ws-part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+T = TypeVar("T")
+
+
+def atomic_save(folder: str | os.PathLike, write_fn: Callable[[Path], T]) -> T:
+    """Call `write_fn(tmp_dir)` to write a whole checkpoint, then swap it in at `folder` atomically.
+
+    Returns what `write_fn` returns. Files of the old folder that `write_fn` did not write are
+    carried over (old weight files are dropped if `write_fn` wrote weights). See `atomic_directory`.
+    """
+    with atomic_directory(folder) as tmp:
+        return write_fn(tmp)
+
+
+# ----------------------------------------------------------------------------------------------
+# All-or-nothing folder replacement
+# ----------------------------------------------------------------------------------------------
+# Why rename-aside and not a directory-symlink flip: the flip is one atomic call, but it turns the
+# user's folder into a symlink (surprising for cp/rsync/upload tools, needs privileges on Windows)
+# and cannot turn an existing real folder into one atomically anyway. Rename-aside keeps a plain
+# folder; its one non-atomic moment (old moved aside, new not yet in place) is repaired by
+# `recover_interrupted_save`, which every loader runs first.
+#
+# Saving to parent/name, under the per-folder lock file `.name.ws-lock` (only saves and repairs
+# take it, so under it any leftover belongs to a dead save):
+#   1. restore an interrupted swap; delete leftovers of killed saves;
+#   2. write into a fresh sibling `.name.ws-tmp-<id>`, carry over the old folder's other files,
+#      fsync every file and directory;
+#   3. rename name -> `.name.ws-old-<id>`, rename tmp -> name, fsync the parent;
+#   4. rename old -> `.name.ws-trash-<id>` and delete that. A partial delete thus only ever hits a
+#      `trash` dir, so an `old` dir is always complete and recovery can trust it.
+# A SIGKILL at any point leaves `name` complete-old, complete-new, or missing beside a complete old.
+_ACTIVE_TMP: set[str] = set()  # tmp dirs of saves in progress in this process
+_SAVING: set[str] = set()  # folders this process is saving (a nested save would deadlock)
+_STATE_LOCK = threading.Lock()
+
+
+def _real_target(folder: str | os.PathLike) -> Path:
+    # realpath: saving through a symlinked folder replaces the folder it points to, not the link.
+    target = Path(os.path.realpath(folder))
+    if target == target.parent:
+        raise ValueError(f"Cannot save a checkpoint as the file system root {str(folder)!r}")
+    return target
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    # Fixed-width hex time first, so sorting `old` dirs by name sorts them by age.
+    return target.with_name(f".{target.name}.ws-{kind}-{time.time_ns():016x}{secrets.token_hex(4)}")
+
+
+def _leftovers(target: Path, kind: str | None = None) -> list[Path]:
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.ws-(tmp|old|trash)-[0-9a-f]{{24}}")
+    try:
+        names = sorted(os.listdir(target.parent))
+    except OSError:
+        return []
+    return [target.parent / n for n in names
+            if (m := pattern.fullmatch(n)) and kind in (None, m.group(1))]
+
+
+@contextlib.contextmanager
+def _folder_lock(target: Path) -> Iterator[bool]:
+    """Hold the cross-process lock of one folder; yield False where locking is impossible
+    (no fcntl on Windows, a read-only parent, a file system without locks)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    try:
+        fd = os.open(target.with_name(f".{target.name}.ws-lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = True
+        except OSError:
+            locked = False
+        yield locked
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _restore_old(target: Path) -> bool:
+    if os.path.lexists(target):
+        return False
+    olds = _leftovers(target, "old")
+    if not olds:
+        return False
+    os.rename(olds[-1], target)  # the newest: older ones can only be stale
+    _fsync_dir(target.parent)
+    return True
+
+
+def recover_interrupted_save(folder: str | os.PathLike) -> bool:
+    """If a save was killed between its two renames, put the old checkpoint back at `folder`.
+
+    Cheap when there is nothing to do (one stat). Returns True when it restored something.
+    """
+    target = Path(os.path.realpath(folder))
+    if os.path.lexists(target) or not _leftovers(target, "old"):
+        return False
+    with _STATE_LOCK:
+        if str(target) in _SAVING:
+            return False  # our own save is mid-swap; it repairs itself
+    with _folder_lock(target):
+        try:
+            return _restore_old(target)
+        except OSError:
+            return False  # read-only parent, or another process restored it first
+
+
+@contextlib.contextmanager
+def atomic_directory(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh empty directory; when the block exits normally it replaces `folder` at once.
+
+    Readers see the complete old folder or the complete new one, even if this process is killed
+    at any moment. Files of the old folder that the block did not write are carried over; if the
+    block wrote weights, old weight files (another layout, stale shards) are not. If the block
+    raises, the new directory is deleted and `folder` is untouched.
+    """
+    target = _real_target(folder)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"Cannot save a checkpoint to {str(folder)!r}: it is a file, not a folder")
+    try:
+        cwd = Path(os.getcwd())
+    except OSError:
+        cwd = None
+    if cwd is not None and (cwd == target or target in cwd.parents):
+        raise ValueError(
+            f"Cannot replace {str(folder)!r}: it is (or contains) the current working directory; "
+            f"save to a sub-folder or change directory first"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _STATE_LOCK:
+        if str(target) in _SAVING:
+            raise RuntimeError(f"A save into {str(target)!r} is already in progress in this process")
+        _SAVING.add(str(target))
+    try:
+        with _folder_lock(target) as locked:
+            _restore_old(target)
+            if locked:  # without the lock a leftover might be another process's live save
+                for path in _leftovers(target):
+                    shutil.rmtree(path, ignore_errors=True)
+            tmp = _sibling(target, "tmp")
+            os.mkdir(tmp)
+            with _STATE_LOCK:
+                _ACTIVE_TMP.add(str(tmp))
+            try:
+                yield tmp
+                if target.is_dir():
+                    shutil.copymode(target, tmp)
+                    _carry_over(target, tmp)
+                _fsync_tree(tmp)
+                _swap_in(tmp, target)
+            finally:
+                with _STATE_LOCK:
+                    _ACTIVE_TMP.discard(str(tmp))
+                shutil.rmtree(tmp, ignore_errors=True)
+                _restore_old(target)  # an exception between the two renames
+    finally:
+        with _STATE_LOCK:
+            _SAVING.discard(str(target))
+
+
+def _inside_atomic_save(folder: str | os.PathLike) -> bool:
+    real = os.path.realpath(folder)
+    with _STATE_LOCK:
+        return any(real == t or real.startswith(t + os.sep) for t in _ACTIVE_TMP)
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    if not os.path.lexists(target):
+        os.rename(tmp, target)
+        _fsync_dir(target.parent)
+        return
+    old = _sibling(target, "old")
+    os.rename(target, old)
+    # Killed here, there is no `target`: recover_interrupted_save renames `old` back.
+    os.rename(tmp, target)
+    _fsync_dir(target.parent)
+    trash = _sibling(target, "trash")
+    os.rename(old, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Bring the old folder's other files (README, tokenizer files, ...) into the new one.
+
+    A name the new save wrote wins whole (directories are not merged). Files are hard-linked
+    when possible: instant and no extra space, and nothing here ever modifies a file in place.
+    """
+    written = set(os.listdir(new))
+    skip = set(written)
+    if any(is_weights_file(n) for n in written):
+        skip |= {n for n in os.listdir(old) if is_weights_file(n)} | _indexed_shards(old)
+    for entry in os.scandir(old):
+        if entry.name not in skip and not entry.name.endswith(".ws-part"):
+            _link_or_copy(Path(entry.path), new / entry.name)
+
+
+def _indexed_shards(folder: Path) -> set[str]:
+    """Top-level shard names an old index refers to, even ones not named like ours."""
+    names: set[str] = set()
+    for index in (SAFE_INDEX, BIN_INDEX):
+        try:
+            weight_map = json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"]
+            names |= {v for v in weight_map.values() if isinstance(v, str) and Path(v).name == v}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # no index, or a broken one: nothing to drop
+    return names
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)  # relative links keep their meaning: same depth
+    elif src.is_dir():
+        os.mkdir(dst)
+        shutil.copymode(src, dst)
+        for entry in os.scandir(src):
+            _link_or_copy(Path(entry.path), dst / entry.name)
+    else:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush the new folder before it becomes visible, so that after a power cut it cannot appear
+    with empty files. (A killed process needs no fsync: the kernel still writes its data.)"""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                _fsync_path(path)
+        _fsync_dir(dirpath)
+
+
+def _fsync_path(path: str | os.PathLike) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # directories cannot be opened on Windows; nothing to flush there
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (and directories on some platforms) refuse fsync
+    finally:
+        os.close(fd)
+
+
+_fsync_dir = _fsync_path
