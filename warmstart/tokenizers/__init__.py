@@ -1,6 +1,7 @@
 """Tokenizers with transformers' public API: WordPiece (BERT), SentencePiece (BertGeneration),
 byte-level BPE (GPT-2, RoBERTa), and AutoTokenizer."""
 
+from .auto import AutoTokenizer
 from .base import (
     BatchEncoding,
     PaddingStrategy,
@@ -10,15 +11,21 @@ from .base import (
     TensorType,
     TruncationStrategy,
 )
+from .wordpiece import BasicTokenizer, BertTokenizer, BertTokenizerFast, WordpieceTokenizer
 
 __all__ = [
+    "AutoTokenizer",
+    "BasicTokenizer",
     "BatchEncoding",
+    "BertTokenizer",
+    "BertTokenizerFast",
     "PaddingStrategy",
     "PreTrainedTokenizer",
     "PreTrainedTokenizerBase",
     "PreTrainedTokenizerFast",
     "TensorType",
     "TruncationStrategy",
+    "WordpieceTokenizer",
 ]
 
 # ---- Engineer B's exports (sentencepiece.py, bpe.py): add lines only inside this block ----

@@ -91,7 +91,26 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PretrainedIOMixin):
     # ---------------------------------------------------------------------------------------------
     # Strategy resolution
     # ---------------------------------------------------------------------------------------------
-    def _resolve_options(
+    def _resolve_options(self, *args, **kwargs) -> EncodeOptions:
+        """`_compute_options`, memoised: most programs make the same kind of call over and over."""
+        state = (self.model_max_length, self.padding_side, self.pad_token, self.split_special_tokens,
+                 tuple(self.model_input_names))  # fmt: skip
+        try:
+            key = (args, tuple(sorted(kwargs.items())), state)
+            hit = self._options_cache.get(key)
+        except TypeError:  # an unhashable argument: just compute
+            return self._compute_options(*args, **kwargs)
+        except AttributeError:
+            self._options_cache = {}
+            hit = None
+        if hit is None:
+            hit = self._compute_options(*args, **kwargs)
+            if len(self._options_cache) > 256:
+                self._options_cache.clear()
+            self._options_cache[key] = hit
+        return hit
+
+    def _compute_options(
         self,
         padding=False,
         truncation=None,
@@ -328,17 +347,32 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PretrainedIOMixin):
                         opts.padding_side, return_attention_mask)  # fmt: skip
         return BatchEncoding(encoded_inputs, tensor_type=return_tensors)
 
-    def _pad_batch(self, batch: dict, strategy, max_length, multiple, side, attention_mask: bool) -> None:
+    def _pad_batch(self, batch: dict, strategy, max_length, multiple, side: str, attention_mask: bool) -> None:
         """Pad every row of a dict of lists in place (LONGEST pads to the longest row)."""
         main = self.model_input_names[0]
+        rows = batch[main]
+        if attention_mask and "attention_mask" not in batch:
+            batch["attention_mask"] = [[1] * len(r) for r in rows]
+        if strategy is PaddingStrategy.DO_NOT_PAD:
+            return
         if strategy is PaddingStrategy.LONGEST:
-            max_length = max((len(row) for row in batch[main]), default=0)
-            strategy = PaddingStrategy.MAX_LENGTH
-        rows = [{k: v[i] for k, v in batch.items()} for i in range(len(batch[main]))]
-        for row in rows:
-            self._pad_row(row, strategy, max_length, multiple, side, attention_mask)
-        for key in rows[0] if rows else ():
-            batch[key] = [row[key] for row in rows]
+            max_length = max((len(r) for r in rows), default=0)
+        if max_length is None:
+            return
+        if multiple is not None and max_length % multiple:
+            max_length = (max_length // multiple + 1) * multiple
+        lengths = [len(r) for r in rows]
+        if all(n >= max_length for n in lengths):
+            return
+        fills = {main: self.pad_token_id, "attention_mask": 0, "token_type_ids": self.pad_token_type_id,
+                 "special_tokens_mask": 1, "offset_mapping": (0, 0)}  # fmt: skip
+        for key, fill in fills.items():
+            if key not in batch:
+                continue
+            if side == "right":
+                batch[key] = [r + [fill] * (max_length - n) if n < max_length else r for r, n in zip(batch[key], lengths)]
+            else:
+                batch[key] = [[fill] * (max_length - n) + r if n < max_length else r for r, n in zip(batch[key], lengths)]
 
     def _pad_row(self, row: dict, strategy, max_length, multiple, side: str, attention_mask: bool) -> None:
         """Pad one encoding (dict of lists) in place; adds attention_mask when asked."""
@@ -354,12 +388,10 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PretrainedIOMixin):
             return
         n = max_length - len(ids)
         fills = {main: self.pad_token_id, "attention_mask": 0, "token_type_ids": self.pad_token_type_id,
-                 "special_tokens_mask": 1}  # fmt: skip
+                 "special_tokens_mask": 1, "offset_mapping": (0, 0)}  # fmt: skip
         for key, fill in fills.items():
-            if key in row and (key != "attention_mask" or attention_mask):
+            if key in row:
                 row[key] = row[key] + [fill] * n if side == "right" else [fill] * n + row[key]
-        if "offset_mapping" in row:
-            row["offset_mapping"] = row["offset_mapping"] + [(0, 0)] * n if side == "right" else [(0, 0)] * n + row["offset_mapping"]
 
     # ---------------------------------------------------------------------------------------------
     # Growing the vocabulary
@@ -390,6 +422,7 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PretrainedIOMixin):
                 else:
                     kept = list(self._additional_special_tokens)
                 self._additional_special_tokens = kept + [v for v in values if str(v) not in {str(k) for k in kept}]
+                self.special_tokens_version += 1
                 to_add.extend(values)
             elif key in SPECIAL_TOKENS_ATTRIBUTES:
                 self._set_special(key, value)

@@ -169,14 +169,10 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}")
         for first, second in items:
-            for seq in (first, second):
-                if isinstance(seq, (list, tuple)) and seq and not isinstance(seq[0], str):
-                    raise TypeError(f"{type(self).__name__} encodes text or pre-split words, not ids; got {_describe(seq)}")
-                if isinstance(seq, (list, tuple)) and not opts.is_split_into_words:
-                    raise TypeError("A list of words needs is_split_into_words=True")
-        truncating = opts.truncation is not TruncationStrategy.DO_NOT_TRUNCATE and opts.max_length is not None
+            if not isinstance(first, str) or not (second is None or isinstance(second, str)):
+                self._check_words(first, second, opts)
         trunc_key = pad_key = None
-        if truncating:
+        if opts.truncation is not TruncationStrategy.DO_NOT_TRUNCATE and opts.max_length is not None:
             self._check_truncation(items, opts)
             trunc_key = (opts.max_length, opts.stride, opts.truncation.value, self.truncation_side)
         if opts.padding is not PaddingStrategy.DO_NOT_PAD:
@@ -184,15 +180,30 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             pad_key = (length, opts.padding_side, self.pad_token_id, self.pad_token_type_id, self.pad_token,
                        opts.pad_to_multiple_of)  # fmt: skip
         self._configure(trunc_key, pad_key)
-        if self._tokenizer.encode_special_tokens != opts.split_special_tokens:
-            self._tokenizer.encode_special_tokens = opts.split_special_tokens
-        inputs = [first if second is None else (first, second) for first, second in items]
+        backend = self._tokenizer
+        if backend.encode_special_tokens != opts.split_special_tokens:
+            backend.encode_special_tokens = opts.split_special_tokens
         add, pre = opts.add_special_tokens, opts.is_split_into_words
-        encodings = self._run(
-            lambda: self._tokenizer.encode_batch(inputs, add_special_tokens=add, is_pretokenized=pre),
-            lambda: self._tokenizer.encode_batch(_sanitize(inputs), add_special_tokens=add, is_pretokenized=pre),
-        )
+        if is_batched:
+            inputs = [first if second is None else (first, second) for first, second in items]
+            encodings = self._run(
+                lambda: backend.encode_batch(inputs, add_special_tokens=add, is_pretokenized=pre),
+                lambda: backend.encode_batch(_sanitize(inputs), add_special_tokens=add, is_pretokenized=pre),
+            )
+        else:  # one input: encode() skips encode_batch's thread-pool hand-off
+            first, second = items[0]
+            encodings = [self._run(
+                lambda: backend.encode(first, second, add_special_tokens=add, is_pretokenized=pre),
+                lambda: backend.encode(*_sanitize([first, second]), add_special_tokens=add, is_pretokenized=pre),
+            )]  # fmt: skip
         return self._to_batch_encoding(encodings, is_batched, opts)
+
+    def _check_words(self, first, second, opts: EncodeOptions) -> None:
+        for seq in (first, second):
+            if isinstance(seq, (list, tuple)) and seq and not isinstance(seq[0], str):
+                raise TypeError(f"{type(self).__name__} encodes text or pre-split words, not ids; got {_describe(seq)}")
+            if isinstance(seq, (list, tuple)) and not opts.is_split_into_words:
+                raise TypeError("A list of words needs is_split_into_words=True")
 
     def _run(self, call, sanitized_call):
         """Run a backend call, retrying once with lone surrogates replaced, and turn backend errors
@@ -245,14 +256,14 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
                     )
 
     def _to_batch_encoding(self, encodings: list, is_batched: bool, opts: EncodeOptions) -> BatchEncoding:
-        rows, sample = [], []
-        for i, enc in enumerate(encodings):
-            rows.append(enc)
-            sample.append(i)
-            if opts.return_overflowing_tokens:
-                for extra in enc.overflowing:
-                    rows.append(extra)
-                    sample.append(i)
+        if opts.return_overflowing_tokens:
+            rows, sample = [], []
+            for i, enc in enumerate(encodings):
+                rows.append(enc)
+                rows.extend(enc.overflowing)
+                sample.extend([i] * (1 + len(enc.overflowing)))
+        else:
+            rows = encodings
         data = {"input_ids": [e.ids for e in rows]}
         if opts.return_token_type_ids:
             data["token_type_ids"] = [e.type_ids for e in rows]

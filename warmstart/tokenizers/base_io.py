@@ -118,9 +118,12 @@ class PretrainedIOMixin:
             return cls(*init_inputs, **{first: path, "name_or_path": path, **kwargs})
 
         resolve = _resolver(path, subfolder, hub)
-        files = {key: resolve(name) for key, name in cls.vocab_files_names.items()}
-        if not any(files.values()) and not any(k in kwargs for k in cls.vocab_files_names):
-            wanted = ", ".join(sorted(set(cls.vocab_files_names.values())))
+        # fallback_files_names: files a class can also build itself from (e.g. the slow BERT class
+        # reads its vocabulary out of tokenizer.json when a v5 save left no vocab.txt).
+        wanted_files = {**getattr(cls, "fallback_files_names", {}), **cls.vocab_files_names}
+        files = {key: resolve(name) for key, name in wanted_files.items()}
+        if not any(files.values()) and not any(k in kwargs for k in wanted_files):
+            wanted = ", ".join(sorted(set(wanted_files.values())))
             raise FileNotFoundError(f"No vocabulary file for {cls.__name__} in {path!r}: looked for {wanted}")
 
         config = _read_json(resolve(TOKENIZER_CONFIG_FILE))
@@ -162,7 +165,8 @@ class PretrainedIOMixin:
         os.makedirs(save_directory, exist_ok=True)
         prefix = f"{filename_prefix}-" if filename_prefix else ""
 
-        config = {k: v for k, v in self.init_kwargs.items() if k not in self.vocab_files_names and k not in _RUNTIME_KEYS}
+        paths = {*self.vocab_files_names, *getattr(self, "fallback_files_names", {}), "vocab_file", "tokenizer_file"}
+        config = {k: v for k, v in self.init_kwargs.items() if k not in paths and k not in _RUNTIME_KEYS}
         for k in (*SPECIAL_TOKENS_ATTRIBUTES, "additional_special_tokens", "extra_special_tokens"):
             config.pop(k, None)
         config.update(self.special_tokens_map)

@@ -117,6 +117,7 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
                 n_new += 1
             if token.special and token.content not in specials:
                 self._additional_special_tokens.append(token)
+                self.special_tokens_version += 1
                 specials.add(token.content)
             self._added_tokens_decoder[index] = token
             self._added_tokens_encoder[token.content] = index

@@ -37,6 +37,8 @@ class SpecialTokensMixin:
         self._additional_special_tokens: list[str | AddedToken] = [
             check_token("additional_special_tokens[i]", t) for t in (extra or [])
         ]
+        # Bumped on every change, so subclasses can cache anything derived from the special tokens.
+        self.special_tokens_version = 0
 
     # -- the named tokens --------------------------------------------------------------------------
     def _get_special(self, name: str) -> str | None:
@@ -45,6 +47,7 @@ class SpecialTokensMixin:
 
     def _set_special(self, name: str, value) -> None:
         self._special_tokens_map[name] = check_token(name, value)
+        self.special_tokens_version += 1
 
     def _get_special_id(self, name: str) -> int | None:
         value = self._special_tokens_map[name]
@@ -53,10 +56,12 @@ class SpecialTokensMixin:
     def _set_special_id(self, name: str, value: int | None) -> None:
         if value is None:
             self._special_tokens_map[name] = None
+            self.special_tokens_version += 1
             return
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name}_id must be an int, got {type(value).__name__}: {value!r}")
         self._special_tokens_map[name] = self.convert_ids_to_tokens(value)
+        self.special_tokens_version += 1
 
     @property
     def additional_special_tokens(self) -> list[str]:
@@ -65,6 +70,7 @@ class SpecialTokensMixin:
     @additional_special_tokens.setter
     def additional_special_tokens(self, value) -> None:
         self._additional_special_tokens = [check_token("additional_special_tokens[i]", t) for t in (value or [])]
+        self.special_tokens_version += 1
 
     @property
     def additional_special_tokens_ids(self) -> list[int]:
