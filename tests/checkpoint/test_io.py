@@ -436,6 +436,44 @@ def test_atomic_save_refuses_files_cwd_and_nesting(tmp_path, monkeypatch):
     assert not (tmp_path / "n").exists()
 
 
+def test_concurrent_saves_from_threads_take_turns(tmp_path):
+    import threading
+    ck = tmp_path / "ck"
+    versions = {v: _tensors(n=3, size=(40, 40), offset=float(v)) for v in range(4)}
+    errors = []
+
+    def worker(v):
+        try:
+            for _ in range(5):
+                atomic_save(ck, lambda tmp: (save_state_dict(versions[v], tmp, max_shard_size="7KB"),
+                                             (tmp / "config.json").write_text(json.dumps({"v": v}))))
+        except BaseException as e:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    v = json.loads((ck / "config.json").read_text())["v"]
+    _assert_same(load_state_dict(ck), versions[v])
+    assert _siblings(ck) == []
+
+
+def test_unwritable_parent_is_explained(tmp_path, monkeypatch):
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):  # as if the parent were read-only (root ignores chmod)
+        if ".ws-tmp-" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_mkdir(path, *args, **kwargs)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    with pytest.raises(CheckpointError, match=rf"'{tmp_path}'.*writable.*atomic=False"):
+        save_state_dict({"x": torch.ones(1)}, tmp_path / "ck")
+    save_state_dict({"x": torch.ones(1)}, tmp_path / "ck", atomic=False)
+    assert os.listdir(tmp_path / "ck") == ["model.safetensors"]
+
+
 def test_new_folder_keeps_the_old_folder_permissions(tmp_path):
     ck = tmp_path / "ck"
     ck.mkdir(mode=0o750)

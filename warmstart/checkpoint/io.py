@@ -16,7 +16,6 @@ import secrets
 import shutil
 import threading
 import time
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ _WEIGHT_FILE_RE = re.compile(
 )
 # safetensors refuses headers above 100 MB; anything larger is a corrupt length prefix.
 _MAX_HEADER_BYTES = 100_000_000
+T = TypeVar("T")
 
 
 class CheckpointError(OSError):
@@ -471,9 +471,6 @@ def _replace_file(path: Path, write: Callable[[Path], Any]) -> None:
             tmp.unlink()
 
 
-T = TypeVar("T")
-
-
 def atomic_save(folder: str | os.PathLike, write_fn: Callable[[Path], T]) -> T:
     """Call `write_fn(tmp_dir)` to write a whole checkpoint, then swap it in at `folder` atomically.
 
@@ -503,7 +500,7 @@ def atomic_save(folder: str | os.PathLike, write_fn: Callable[[Path], T]) -> T:
 #      `trash` dir, so an `old` dir is always complete and recovery can trust it.
 # A SIGKILL at any point leaves `name` complete-old, complete-new, or missing beside a complete old.
 _ACTIVE_TMP: set[str] = set()  # tmp dirs of saves in progress in this process
-_SAVING: set[str] = set()  # folders this process is saving (a nested save would deadlock)
+_SAVING: set[tuple[int, str]] = set()  # (thread, folder) saves in progress: nesting would deadlock
 _STATE_LOCK = threading.Lock()
 
 
@@ -575,7 +572,7 @@ def recover_interrupted_save(folder: str | os.PathLike) -> bool:
     if os.path.lexists(target) or not _leftovers(target, "old"):
         return False
     with _STATE_LOCK:
-        if str(target) in _SAVING:
+        if (threading.get_ident(), str(target)) in _SAVING:
             return False  # our own save is mid-swap; it repairs itself
     with _folder_lock(target):
         try:
@@ -606,10 +603,12 @@ def atomic_directory(folder: str | os.PathLike) -> Iterator[Path]:
             f"save to a sub-folder or change directory first"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Other threads and processes wait for the folder lock; the same thread would wait forever.
+    me = (threading.get_ident(), str(target))
     with _STATE_LOCK:
-        if str(target) in _SAVING:
-            raise RuntimeError(f"A save into {str(target)!r} is already in progress in this process")
-        _SAVING.add(str(target))
+        if me in _SAVING:
+            raise RuntimeError(f"A save into {str(target)!r} is already in progress in this thread")
+        _SAVING.add(me)
     try:
         with _folder_lock(target) as locked:
             _restore_old(target)
@@ -617,7 +616,14 @@ def atomic_directory(folder: str | os.PathLike) -> Iterator[Path]:
                 for path in _leftovers(target):
                     shutil.rmtree(path, ignore_errors=True)
             tmp = _sibling(target, "tmp")
-            os.mkdir(tmp)
+            try:
+                os.mkdir(tmp)
+            except OSError as e:
+                raise CheckpointError(
+                    f"Cannot save {str(folder)!r} atomically: the new checkpoint is built beside it, "
+                    f"in {str(target.parent)!r}, and that failed ({e}). Make that folder writable, "
+                    f"or save without atomicity (save_state_dict(..., atomic=False))."
+                ) from e
             with _STATE_LOCK:
                 _ACTIVE_TMP.add(str(tmp))
             try:
@@ -634,7 +640,7 @@ def atomic_directory(folder: str | os.PathLike) -> Iterator[Path]:
                 _restore_old(target)  # an exception between the two renames
     finally:
         with _STATE_LOCK:
-            _SAVING.discard(str(target))
+            _SAVING.discard(me)
 
 
 def _inside_atomic_save(folder: str | os.PathLike) -> bool:
