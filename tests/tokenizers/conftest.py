@@ -84,7 +84,7 @@ def cased_vocab_file(tmp_path_factory) -> str:
         + list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
         + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
         + ["The", "the", "quick", "Quick", "brown", "fox", "un", "##aff", "##able", "café", "cafe", "Café", "naïve",
-           "##ing", "##s", "run", "é", "##é", "東", "京", "日", "本", "語", "の", "Hello", "hello", "world", "World"]
+           "##ing", "run", "é", "##é", "東", "京", "日", "本", "語", "の", "Hello", "hello", "world", "World"]
     )  # fmt: skip
     path = tmp_path_factory.mktemp("cased") / "vocab.txt"
     path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")

@@ -214,9 +214,17 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             except TypeError:
                 return sanitized_call()  # the backend only takes UTF-8 encodable text
         except Exception as err:  # the backend raises plain Exception for truncation failures
-            raise ValueError(f"{type(self).__name__}: the tokenizers backend refused the input: {err}") from err
+            hint = ""
+            if "too short" in str(err):
+                hint = (" (the sequence chosen by the truncation strategy is not longer than the number of tokens "
+                        "to remove; use a larger max_length or another strategy)")  # fmt: skip
+            raise ValueError(f"{type(self).__name__}: the tokenizers backend refused the input: {err}{hint}") from err
 
     def _check_truncation(self, items: list, opts: EncodeOptions) -> None:
+        """Reject, with a ValueError naming the lengths, what the backend would panic on, ignore, or
+        answer with a bare "Truncation error" (same rules as the Python base)."""
+        only = opts.truncation is not TruncationStrategy.LONGEST_FIRST
+        measure = opts.stride > 0
         for pair in {second is not None for _, second in items}:
             n_special = self._tokenizer.num_special_tokens_to_add(pair) if opts.add_special_tokens else 0
             if opts.max_length < n_special:
@@ -224,12 +232,12 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
                     f"max_length={opts.max_length} is shorter than the {n_special} special tokens a "
                     f"{'pair' if pair else 'single sequence'} needs"
                 )
+            # With no room at all the backend empties both sequences of a pair even for 'only_*'.
+            measure = measure or (pair and only and opts.max_length == n_special)
         if opts.truncation is TruncationStrategy.ONLY_SECOND and not all(second is not None for _, second in items):
             raise ValueError("truncation='only_second' needs a text_pair, but only one sequence was given")
-        if opts.stride == 0:
+        if not measure:
             return  # the backend's own "too short" errors are clear enough once wrapped (see _run)
-        # Measure the sequences once without truncation, to reject what would make the backend panic
-        # (a stride not smaller than what a truncated sequence keeps) or fail obscurely.
         self._configure(None, None)
         pre = opts.is_split_into_words
         lengths = []
@@ -244,12 +252,13 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             n_special = self._tokenizer.num_special_tokens_to_add(n2 is not None) if opts.add_special_tokens else 0
             target = opts.max_length - n_special
             for which, length, kept in _backend_kept(n1, n2, target, opts.truncation):
-                if kept < 0:
+                if kept < 0 or (kept == 0 and n2 is not None and only):
                     raise ValueError(
-                        f"truncation={opts.truncation.value!r} must cut the {which} sequence ({length} tokens) to "
-                        f"{kept} to reach max_length={opts.max_length}; use a larger max_length or another strategy"
+                        f"truncation={opts.truncation.value!r} would have to cut the {which} sequence ({length} "
+                        f"tokens) down to {max(kept, 0)} to reach max_length={opts.max_length}; use a larger "
+                        "max_length or another strategy"
                     )
-                if length > kept > 0 and opts.stride >= kept:
+                if kept > 0 and opts.stride >= kept:
                     raise ValueError(
                         f"stride={opts.stride} must be smaller than the {kept} tokens the {which} sequence keeps "
                         f"after truncation to max_length={opts.max_length}"
@@ -278,7 +287,8 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         if opts.return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = sample
         elif not is_batched and opts.return_tensors is None:
-            data = {k: v[0] for k, v in data.items()}  # a single input gives flat lists
+            # A single input gives flat lists (but, as in transformers, "length" stays a 1-list).
+            data = {k: v[0] if v and isinstance(v[0], list) else v for k, v in data.items()}
         return BatchEncoding(data, rows, tensor_type=opts.return_tensors)
 
 

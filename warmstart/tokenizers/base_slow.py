@@ -279,6 +279,8 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
                     "return_overflowing_tokens with a pair needs truncation='only_first' or 'only_second' in a "
                     "pure-Python tokenizer (truncation='longest_first' cannot say which sequence overflowed)"
                 )
+            if opts.truncation is TruncationStrategy.ONLY_SECOND and not pair:
+                raise ValueError("truncation='only_second' needs a text_pair, but only one sequence was given")
             n_special = self.num_special_tokens_to_add(pair) if opts.add_special_tokens else 0
             if opts.max_length < n_special:
                 raise ValueError(
@@ -326,11 +328,14 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         right = self.truncation_side == "right"
         if strategy is TruncationStrategy.ONLY_SECOND and pair_ids is None:
             raise ValueError("truncation='only_second' needs a text_pair, but only one sequence was given")
+        # 'only_*' on a pair must leave the chosen sequence at least one token (as the tokenizers
+        # backend requires); a single sequence may be emptied when max_length leaves no room.
+        keep_one = pair_ids is not None
         if strategy is TruncationStrategy.ONLY_FIRST or (strategy is TruncationStrategy.LONGEST_FIRST and pair_ids is None):
-            ids, overflowing = _cut(ids, num_tokens_to_remove, stride, right, "first", strategy)
+            ids, overflowing = _cut(ids, num_tokens_to_remove, stride, right, "first", strategy, keep_one)
             return ids, pair_ids, overflowing
         if strategy is TruncationStrategy.ONLY_SECOND:
-            pair_ids, overflowing = _cut(pair_ids, num_tokens_to_remove, stride, right, "second", strategy)
+            pair_ids, overflowing = _cut(pair_ids, num_tokens_to_remove, stride, right, "second", strategy, keep_one)
             return ids, pair_ids, overflowing
         # longest_first on a pair: trim the longer one down to the shorter, then alternate.
         if num_tokens_to_remove > len(ids) + len(pair_ids):
@@ -362,15 +367,16 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         return (path,)
 
 
-def _cut(seq: list[int], n: int, stride: int, right: bool, which: str, strategy) -> tuple[list[int], list[int]]:
-    """Drop n tokens from one end of seq; the overflow keeps `stride` tokens of context from the kept part."""
-    if n > len(seq):
+def _cut(seq: list[int], n: int, stride: int, right: bool, which: str, strategy, keep_one: bool):
+    """Drop n tokens from one end of seq; return (kept, overflow), where the overflow repeats `stride`
+    tokens of context from the kept part."""
+    if n > len(seq) or (keep_one and n == len(seq)):
         raise ValueError(
-            f"truncation={strategy.value!r} must remove {n} tokens from the {which} sequence, which has only "
+            f"truncation={strategy.value!r} would have to remove {n} tokens from the {which} sequence, which has "
             f"{len(seq)}; use a larger max_length or another truncation strategy"
         )
     kept = len(seq) - n
-    if stride and stride >= kept:
+    if 0 < kept <= stride:
         raise ValueError(
             f"stride={stride} must be smaller than the {kept} tokens the {which} sequence keeps after truncation"
         )
