@@ -75,9 +75,11 @@ class Attention(nn.Module):
         need_weights: bool = False,
         packing: Packing | None = None,  # x is (N, C) real tokens; attention itself runs in the (B, T) layout
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if packing is not None:
+            return self._packed(x, packing, kv_input, mask, causal, cache, layer_idx), None
         past = 0
         if self.cross:
-            q = self._heads(_unpacked(self.q(x), packing))
+            q = self._heads(self.q(x))
             if cache is not None and cache.has_cross(layer_idx):
                 k, v = cache.cross_k[layer_idx], cache.cross_v[layer_idx]
             else:
@@ -85,7 +87,7 @@ class Attention(nn.Module):
                 if cache is not None:
                     cache.set_cross(layer_idx, k, v)
         else:
-            q, k, v = self._split_qkv(_unpacked(self.qkv(x), packing))
+            q, k, v = self._split_qkv(self.qkv(x))
             if cache is not None:
                 past = cache.get_seq_length(layer_idx)
                 k, v = cache.update(layer_idx, k, v)
@@ -117,9 +119,41 @@ class Attention(nn.Module):
                                                scale=self.scale)
         b = y.shape[0]
         y = y.transpose(1, 2).reshape(b, t, -1)  # (B, T, C)
-        if packing is not None:
-            y = packing.pack(y)
         return self.out(y), probs
+
+    def _packed(self, x, packing: Packing, kv_input, enc_mask, causal, cache, layer_idx) -> torch.Tensor:
+        """x: (N, C) real tokens of right-padded rows; attention runs per row on its own span."""
+        n, h, d = x.shape[0], self.num_heads, self.head_dim
+        dropout = self.dropout if self.training else 0.0
+        if self.cross:
+            q = self.q(x).view(n, h, d)
+            if cache is not None and cache.has_cross(layer_idx):
+                k, v = cache.cross_k[layer_idx], cache.cross_v[layer_idx]
+            else:
+                k, v = self._split_kv(kv_input)  # (B, H, S, D)
+                if cache is not None:
+                    cache.set_cross(layer_idx, k, v)
+        else:
+            q, k, v = self.qkv(x).view(n, 3, h, d).unbind(1)  # (N, H, D) each
+        outs = []
+        for row, (s, e) in enumerate(packing.spans):
+            qi = q[s:e].transpose(0, 1).unsqueeze(0)  # (1, H, L, D)
+            if self.cross:
+                ki, vi = k[row:row + 1], v[row:row + 1]
+                mi = None if enc_mask is None else enc_mask[row:row + 1]
+                is_causal = False
+            else:
+                ki, vi = k[s:e].transpose(0, 1).unsqueeze(0), v[s:e].transpose(0, 1).unsqueeze(0)
+                mi, is_causal = None, causal
+                if self.position_embedding_type != "absolute":
+                    mi = self._relative_scores(qi, ki, 0) * self.scale
+                    if causal:
+                        mi = mi + _causal_additive(e - s, e - s, 0, qi.dtype, qi.device)
+                    is_causal = False
+            y = F.scaled_dot_product_attention(qi, ki, vi, attn_mask=mi, dropout_p=dropout,
+                                               is_causal=is_causal and e - s > 1, scale=self.scale)
+            outs.append(y[0].transpose(0, 1))  # (L, H, D)
+        return self.out(torch.cat(outs).reshape(n, h * d))
 
     def _split_qkv(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, t, _ = qkv.shape
@@ -142,10 +176,6 @@ class Attention(nn.Module):
         if self.position_embedding_type == "relative_key_query":
             scores = scores + torch.einsum("bhsd,tsd->bhts", k, table)
         return scores
-
-
-def _unpacked(x: torch.Tensor, packing: Packing | None) -> torch.Tensor:
-    return x if packing is None else packing.unpack(x)
 
 
 def _causal_additive(t: int, s: int, past: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -161,7 +161,14 @@ def run_backbone(
 
     # ---- masks ---------------------------------------------------------------------------------------------
     inp = LayerInputs(cache=cache, need_weights=output_attentions)
-    if attention_mask is not None:
+    # Drop padding when nothing observes the padded positions: no attentions or per-layer states returned, no
+    # cache kept, no head mask, and right padding (so position 0, read by the pooler, is real in every row).
+    # Each packed row then holds only real tokens: no padding mask, causality within the row.
+    if (skip_padding and attention_mask is not None and cache is None and not output_attentions
+            and not output_hidden_states and head_mask is None and Packing.applies_to(attention_mask)):
+        inp.packing = Packing(attention_mask)
+        inp.causal = is_decoder
+    elif attention_mask is not None:
         mask = additive_mask(attention_mask, dtype)
         if is_decoder:
             q_pos = torch.arange(past, past + length, device=device).view(-1, 1)
@@ -184,12 +191,6 @@ def run_backbone(
                                  f"encoder_hidden_states {tuple(encoder_hidden_states.shape[:2])}")
             if not bool(encoder_attention_mask.all()):
                 inp.encoder_mask = additive_mask(encoder_attention_mask, dtype)
-
-    # Drop padding when nothing observes the padded positions: no attentions or per-layer states returned, no
-    # cache kept, and position 0 (read by the pooler) real in every row.
-    if (skip_padding and attention_mask is not None and cache is None and not output_attentions
-            and not output_hidden_states and bool(attention_mask[:, 0].all())):
-        inp.packing = Packing(attention_mask)
 
     # ---- run -----------------------------------------------------------------------------------------------
     x = embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length=past)
