@@ -184,17 +184,20 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         if backend.encode_special_tokens != opts.split_special_tokens:
             backend.encode_special_tokens = opts.split_special_tokens
         add, pre = opts.add_special_tokens, opts.is_split_into_words
+        what = f"truncation={opts.truncation.value!r}, max_length={opts.max_length}"
         if is_batched:
             inputs = [first if second is None else (first, second) for first, second in items]
             encodings = self._run(
                 lambda: backend.encode_batch(inputs, add_special_tokens=add, is_pretokenized=pre),
                 lambda: backend.encode_batch(_sanitize(inputs), add_special_tokens=add, is_pretokenized=pre),
+                what,
             )
         else:  # one input: encode() skips encode_batch's thread-pool hand-off
             first, second = items[0]
             encodings = [self._run(
                 lambda: backend.encode(first, second, add_special_tokens=add, is_pretokenized=pre),
                 lambda: backend.encode(*_sanitize([first, second]), add_special_tokens=add, is_pretokenized=pre),
+                what,
             )]  # fmt: skip
         return self._to_batch_encoding(encodings, is_batched, opts)
 
@@ -205,9 +208,9 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             if isinstance(seq, (list, tuple)) and not opts.is_split_into_words:
                 raise TypeError("A list of words needs is_split_into_words=True")
 
-    def _run(self, call, sanitized_call):
+    def _run(self, call, sanitized_call, what: str = ""):
         """Run a backend call, retrying once with lone surrogates replaced, and turn backend errors
-        into ValueErrors."""
+        into ValueErrors (`what` describes the settings, for the message)."""
         try:
             try:
                 return call()
@@ -216,7 +219,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         except Exception as err:  # the backend raises plain Exception for truncation failures
             hint = ""
             if "too short" in str(err):
-                hint = (" (the sequence chosen by the truncation strategy is not longer than the number of tokens "
+                hint = (f" ({what}: the sequence this strategy truncates is not longer than the number of tokens "
                         "to remove; use a larger max_length or another strategy)")  # fmt: skip
             raise ValueError(f"{type(self).__name__}: the tokenizers backend refused the input: {err}{hint}") from err
 

@@ -204,8 +204,7 @@ def vocab_from_tokenizer_json(tokenizer_file: str) -> tuple[dict[str, int], dict
 
 def _check_unk(vocab: dict[str, int], unk_token, where: str) -> None:
     if str(unk_token) not in vocab:
-        crlf = " (its lines end in '\\r': convert it to Unix newlines)" if any(t.endswith("\r") for t in vocab) else ""
-        raise ValueError(f"The vocabulary {where} has no unknown token {str(unk_token)!r}{crlf}")
+        raise ValueError(f"The vocabulary {where} has no unknown token {str(unk_token)!r}")
 
 
 class _BertLayout:
