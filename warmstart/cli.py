@@ -37,7 +37,7 @@ def encode(args: argparse.Namespace) -> None:
     sim = emb @ emb.T
     short = [s if len(s) <= 40 else s[:37] + "..." for s in args.sentences]
     width = max(len(s) for s in short)
-    print(f"cosine similarity ({Path(folder).name}, mean-pooled, {emb.shape[1]} dims)")
+    print(f"cosine similarity of mean-pooled embeddings ({emb.shape[1]} dims) from {folder}")
     print(" " * (width + 2) + "".join(f"{i:>8}" for i in range(len(short))))
     for i, s in enumerate(short):
         print(f"{i:>2} {s:<{width}}" + "".join(f"{v:8.3f}" for v in sim[i].tolist()))
