@@ -1,4 +1,4 @@
-"""The character classes of the GPT-2 pre-tokenisation regex, frozen to what `tokenizers` uses.
+r"""The character classes of the GPT-2 pre-tokenisation regex, frozen to what `tokenizers` uses.
 
 The GPT-2 regex splits on \p{L} (letters), \p{N} (numbers) and \s (white space). Which code points
 are letters depends on the Unicode version of the regex engine: `tokenizers` (Oniguruma) has
