@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["PretrainedConfig", "BertConfig", "AutoConfig", "ConfigError", "CONFIG_NAME", "register_config"]
+__all__ = ["PretrainedConfig", "BertConfig", "RobertaConfig", "BertGenerationConfig", "GPT2Config", "AutoConfig",
+           "ConfigError", "CONFIG_NAME", "register_config"]
 
 CONFIG_NAME = "config.json"
 KNOWN_ACTIVATIONS = {
@@ -257,7 +258,37 @@ def load_config_dict(path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> d
     return _read_json(config_file)
 
 
-class BertConfig(PretrainedConfig):
+class _BertLikeConfig(PretrainedConfig):
+    """Checks shared by the post-norm BERT-shaped families (BERT, RoBERTa, BertGeneration)."""
+
+    POSITION_TYPES = ("absolute", "relative_key", "relative_key_query")
+
+    def validate(self) -> None:
+        super().validate()
+        self._check_positive("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                             "intermediate_size", "max_position_embeddings", "layer_norm_eps")
+        self._check_probability("hidden_dropout_prob", "attention_probs_dropout_prob")
+        _check_heads(self, "hidden_size", "num_attention_heads")
+        _check_activation(self, "hidden_act")
+        if self.position_embedding_type not in self.POSITION_TYPES:
+            raise ConfigError(
+                f"position_embedding_type must be one of {self.POSITION_TYPES}, got {self.position_embedding_type!r}"
+            )
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ConfigError(f"pad_token_id {self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
+
+
+def _check_heads(config: PretrainedConfig, size: str, heads: str) -> None:
+    if getattr(config, size) % getattr(config, heads):
+        raise ConfigError(f"{size} ({getattr(config, size)}) must be a multiple of {heads} ({getattr(config, heads)})")
+
+
+def _check_activation(config: PretrainedConfig, name: str) -> None:
+    if getattr(config, name) not in KNOWN_ACTIVATIONS:
+        raise ConfigError(f"{name} {getattr(config, name)!r} is unknown; choose one of {sorted(KNOWN_ACTIVATIONS)}")
+
+
+class BertConfig(_BertLikeConfig):
     """Configuration of BERT (fields and defaults of bert-base-uncased, as in the v4 docs)."""
 
     model_type = "bert"
@@ -278,27 +309,122 @@ class BertConfig(PretrainedConfig):
         "position_embedding_type": ("absolute", "str"),
         "classifier_dropout": (None, "float|none"),
     }
-    POSITION_TYPES = ("absolute", "relative_key", "relative_key_query")
 
     def validate(self) -> None:
         super().validate()
-        self._check_positive("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                             "intermediate_size", "max_position_embeddings", "layer_norm_eps")
-        self._check_positive("type_vocab_size", "num_hidden_layers", allow_zero=("type_vocab_size", "num_hidden_layers"))
-        self._check_probability("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
-        if self.hidden_size % self.num_attention_heads:
+        self._check_positive("type_vocab_size", allow_zero=("type_vocab_size",))
+        self._check_probability("classifier_dropout")
+
+
+class RobertaConfig(BertConfig):
+    """RoBERTa (Liu et al. 2019): BERT's fields with roberta-base's vocabulary and special ids.
+
+    Positions are numbered after ``pad_token_id`` (fairseq's convention), so a sequence may hold at most
+    ``max_position_embeddings - pad_token_id - 1`` tokens (512 for roberta-base's 514-row table).
+    """
+
+    model_type = "roberta"
+    FIELDS = {
+        "vocab_size": (50265, "int"),
+        "pad_token_id": (1, "int|none"),
+        "bos_token_id": (0, "int|none"),
+        "eos_token_id": (2, "int|int_list|none"),
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pad_token_id is None:
+            raise ConfigError("RobertaConfig.pad_token_id must be set: RoBERTa numbers positions after it")
+        if self.pad_token_id + 1 >= self.max_position_embeddings:
             raise ConfigError(
-                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
-                f"({self.num_attention_heads})"
+                f"RobertaConfig.max_position_embeddings ({self.max_position_embeddings}) leaves no position for "
+                f"tokens: positions start after pad_token_id ({self.pad_token_id})"
             )
-        if self.hidden_act not in KNOWN_ACTIVATIONS:
-            raise ConfigError(f"hidden_act {self.hidden_act!r} is unknown; choose one of {sorted(KNOWN_ACTIVATIONS)}")
-        if self.position_embedding_type not in self.POSITION_TYPES:
-            raise ConfigError(
-                f"position_embedding_type must be one of {self.POSITION_TYPES}, got {self.position_embedding_type!r}"
-            )
-        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ConfigError(f"pad_token_id {self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
+
+
+class BertGenerationConfig(_BertLikeConfig):
+    """BertGeneration (Rothe et al. 2020): BERT without segments or pooler, as an encoder or a decoder.
+
+    Defaults are those of google/bert_for_seq_generation_L-24_bbc_encoder (v4 docs).
+    """
+
+    model_type = "bert-generation"
+    FIELDS = {
+        "vocab_size": (50358, "int"),
+        "hidden_size": (1024, "int"),
+        "num_hidden_layers": (24, "int"),
+        "num_attention_heads": (16, "int"),
+        "intermediate_size": (4096, "int"),
+        "hidden_act": ("gelu", "str"),
+        "hidden_dropout_prob": (0.1, "float"),
+        "attention_probs_dropout_prob": (0.1, "float"),
+        "max_position_embeddings": (512, "int"),
+        "initializer_range": (0.02, "float"),
+        "layer_norm_eps": (1e-12, "float"),
+        "pad_token_id": (0, "int|none"),
+        "bos_token_id": (2, "int|none"),
+        "eos_token_id": (1, "int|int_list|none"),
+        "position_embedding_type": ("absolute", "str"),
+    }
+
+
+class GPT2Config(PretrainedConfig):
+    """GPT-2 (Radford et al. 2019) under OpenAI's field names, as transformers writes them to config.json.
+
+    The shared stack reads BERT's names (hidden_size, layer_norm_eps, ...); ``attribute_map`` makes those
+    aliases of GPT-2's fields, so ``config.hidden_size`` is ``config.n_embd`` and setting either sets both.
+    """
+
+    model_type = "gpt2"
+    attribute_map = {
+        "hidden_size": "n_embd",
+        "max_position_embeddings": "n_positions",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+        "intermediate_size": "n_inner",
+        "hidden_act": "activation_function",
+        "layer_norm_eps": "layer_norm_epsilon",
+        "hidden_dropout_prob": "resid_pdrop",
+        "attention_probs_dropout_prob": "attn_pdrop",
+    }
+    SUMMARY_TYPES = ("last", "first", "mean", "cls_index", "attn")
+    FIELDS = {
+        "vocab_size": (50257, "int"),
+        "n_positions": (1024, "int"),
+        "n_embd": (768, "int"),
+        "n_layer": (12, "int"),
+        "n_head": (12, "int"),
+        "n_inner": (None, "int|none"),
+        "activation_function": ("gelu_new", "str"),
+        "resid_pdrop": (0.1, "float"),
+        "embd_pdrop": (0.1, "float"),
+        "attn_pdrop": (0.1, "float"),
+        "layer_norm_epsilon": (1e-5, "float"),
+        "initializer_range": (0.02, "float"),
+        "summary_type": ("cls_index", "str"),
+        "summary_use_proj": (True, "bool"),
+        "summary_activation": (None, "str|none"),
+        "summary_proj_to_labels": (True, "bool"),
+        "summary_first_dropout": (0.1, "float"),
+        "scale_attn_weights": (True, "bool"),
+        "use_cache": (True, "bool"),
+        "bos_token_id": (50256, "int|none"),
+        "eos_token_id": (50256, "int|int_list|none"),
+        "scale_attn_by_inverse_layer_idx": (False, "bool"),
+        # Accepted for compatibility; it only changes rounding under mixed precision (see models/gpt2.py).
+        "reorder_and_upcast_attn": (False, "bool"),
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        self._check_positive("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "layer_norm_epsilon")
+        if self.n_inner is not None:
+            self._check_positive("n_inner")
+        self._check_probability("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout")
+        _check_heads(self, "n_embd", "n_head")
+        _check_activation(self, "activation_function")
+        if self.summary_type not in self.SUMMARY_TYPES:
+            raise ConfigError(f"summary_type must be one of {self.SUMMARY_TYPES}, got {self.summary_type!r}")
 
 
 CONFIG_REGISTRY: dict[str, type[PretrainedConfig]] = {}
@@ -309,7 +435,8 @@ def register_config(config_class: type[PretrainedConfig]) -> type[PretrainedConf
     return config_class
 
 
-register_config(BertConfig)
+for _cls in (BertConfig, RobertaConfig, BertGenerationConfig, GPT2Config):
+    register_config(_cls)
 
 
 class AutoConfig:

@@ -4,7 +4,9 @@ A key map is a list of declarative rules between our parameter names and transfo
 one dotted path segment (a layer index, ``weight``/``bias``) and is carried across in order. A rule with several
 HF names fuses them along dim 0 (q/k/v into one ``qkv`` projection); ``transpose`` marks GPT-2's Conv1D weights,
 stored (in, out). The inverse direction (saving) is derived from the same rules, never written twice.
-Names no rule mentions pass through unchanged and are then checked against the model like any other key.
+Names no rule mentions pass through unchanged and are then checked against the model like any other key, except
+those a map lists under ``ignore``: buffers older transformers versions saved (position_ids, GPT-2's causal-mask
+``attn.bias``) that carry no weights and are dropped quietly, as transformers does.
 """
 from __future__ import annotations
 
@@ -46,8 +48,10 @@ class KeyMap:
     prefix: str  # the attribute holding the backbone in head models, identical on both sides ("bert")
     base: list[Rule]
     heads: list[Rule] = field(default_factory=list)
+    ignore: tuple[str, ...] = ()  # HF names (patterns, relative to the backbone) read and thrown away
 
     def __post_init__(self):
+        self._ignore = [_regex(p) for p in self.ignore]
         self._compiled = {
             scope: [(r, _regex(r.ours), [_regex(t) for t in r.theirs], [_regex(a) for a in r.aliases]) for r in rules]
             for scope, rules in (("base", self.base), ("heads", self.heads))
@@ -69,6 +73,8 @@ class KeyMap:
         group_rule: dict[str, Rule] = {}
         for key, tensor in theirs.items():
             scope, rel = ("base", key[len(pre):]) if key.startswith(pre) or not pre else ("heads", key)
+            if scope == "base" and any(rx.match(rel) for rx in self._ignore):
+                continue
             hit = self._match_theirs(scope, rel)
             if hit is None:
                 if key not in out:  # a rule-mapped name wins over a same-named passthrough
@@ -173,9 +179,12 @@ _BERT_LAYER = [
     _rule(f"{_L}.mlp.fc_out.*", f"{_L}.output.dense.*"),
     _rule(f"{_L}.mlp_norm.*", f"{_L}.output.LayerNorm.*"),
 ]
+# Buffers of older checkpoints (not weights): transformers drops them on load.
+_BERT_IGNORE = ("embeddings.position_ids", "embeddings.token_type_ids")
+_BERT_BASE = [_rule("embeddings.norm.*", "embeddings.LayerNorm.*"), *_BERT_LAYER]
 BERT = KeyMap(
     prefix="bert",
-    base=[_rule("embeddings.norm.*", "embeddings.LayerNorm.*"), *_BERT_LAYER],
+    base=_BERT_BASE,
     heads=[
         _rule("cls.dense.*", "cls.predictions.transform.dense.*"),
         _rule("cls.norm.*", "cls.predictions.transform.LayerNorm.*"),
@@ -183,6 +192,63 @@ BERT = KeyMap(
         _rule("cls.decoder.bias", "cls.predictions.bias", aliases=("cls.predictions.decoder.bias",)),
         _rule("seq_relationship.*", "cls.seq_relationship.*"),
     ],
+    ignore=_BERT_IGNORE,
 )
 
-KEYMAPS: dict[str, KeyMap] = {"bert": BERT}
+# ---- BertGeneration: BERT's layers under "bert.", a bare projection head ("lm_head.bias" is its bias) ----------
+BERT_GENERATION = KeyMap(
+    prefix="bert",
+    base=_BERT_BASE,
+    heads=[
+        _rule("lm_head.decoder.weight", "lm_head.decoder.weight"),
+        _rule("lm_head.decoder.bias", "lm_head.bias", aliases=("lm_head.decoder.bias",)),
+    ],
+    ignore=_BERT_IGNORE,
+)
+
+# ---- RoBERTa: BERT's layers under "roberta.", BERT's MLM transform under other names ---------------------------
+ROBERTA = KeyMap(
+    prefix="roberta",
+    base=_BERT_BASE,
+    heads=[
+        _rule("lm_head.dense.*", "lm_head.dense.*"),
+        _rule("lm_head.norm.*", "lm_head.layer_norm.*"),
+        _rule("lm_head.decoder.weight", "lm_head.decoder.weight"),
+        _rule("lm_head.decoder.bias", "lm_head.bias", aliases=("lm_head.decoder.bias",)),
+    ],
+    ignore=_BERT_IGNORE,
+)
+
+
+# ---- GPT-2: Conv1D stores weights (in, out), so every projection weight is transposed ----------------------------
+def _conv(ours: str, *theirs: str) -> list[Rule]:
+    """A Conv1D projection: the weight transposed (and fused along our output dim), the bias as is."""
+    return [_rule(f"{ours}.weight", *(f"{t}.weight" for t in theirs), transpose=True),
+            _rule(f"{ours}.bias", *(f"{t}.bias" for t in theirs))]
+
+
+_H, _G = "h.*", "encoder.layer.*"
+GPT2 = KeyMap(
+    prefix="transformer",
+    base=[
+        _rule("embeddings.word_embeddings.weight", "wte.weight"),
+        _rule("embeddings.position_embeddings.weight", "wpe.weight"),
+        _rule(f"{_G}.attn_norm.*", f"{_H}.ln_1.*"),
+        *_conv(f"{_G}.attn.qkv", f"{_H}.attn.c_attn"),
+        *_conv(f"{_G}.attn.out", f"{_H}.attn.c_proj"),
+        _rule(f"{_G}.cross_norm.*", f"{_H}.ln_cross_attn.*"),
+        *_conv(f"{_G}.cross_attn.q", f"{_H}.crossattention.q_attn"),
+        *_conv(f"{_G}.cross_attn.kv", f"{_H}.crossattention.c_attn"),
+        *_conv(f"{_G}.cross_attn.out", f"{_H}.crossattention.c_proj"),
+        _rule(f"{_G}.mlp_norm.*", f"{_H}.ln_2.*"),
+        *_conv(f"{_G}.mlp.fc_in", f"{_H}.mlp.c_fc"),
+        *_conv(f"{_G}.mlp.fc_out", f"{_H}.mlp.c_proj"),
+        _rule("ln_f.*", "ln_f.*"),
+    ],
+    heads=[_rule("lm_head.weight", "lm_head.weight")],
+    # The causal-mask buffers v2-v4 checkpoints stored with every attention layer.
+    ignore=(f"{_H}.attn.bias", f"{_H}.attn.masked_bias", f"{_H}.crossattention.bias",
+            f"{_H}.crossattention.masked_bias"),
+)
+
+KEYMAPS: dict[str, KeyMap] = {"bert": BERT, "bert-generation": BERT_GENERATION, "roberta": ROBERTA, "gpt2": GPT2}

@@ -1,7 +1,8 @@
 """Token + position (+ segment) embeddings, with the input checks every model family needs.
 
 BERT adds word, absolute-position and token-type vectors and normalises; BertGeneration drops token types; RoBERTa
-numbers positions after its padding index; GPT-2 neither normalises nor has segments. One module, options.
+numbers positions after its padding index; GPT-2 does not normalise and, having no segment table, looks segment ids
+up in its word table (as OpenAI's code did). One module, options.
 """
 from __future__ import annotations
 
@@ -34,13 +35,16 @@ class Embeddings(nn.Module):
         pad_token_id: int | None = None,
         add_positions: bool = True,
         position_offset_from_padding: bool = False,
+        token_types_from_words: bool = False,
         norm: bool = True,
         layer_norm_eps: float = 1e-12,
         dropout: float = 0.0,
     ):
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab_size, hidden_size, padding_idx=pad_token_id)
-        self.position_embeddings = nn.Embedding(max_positions, hidden_size)
+        # RoBERTa's position table reserves the padding row too (fairseq): it stays zero and gets no gradient.
+        self.position_embeddings = nn.Embedding(
+            max_positions, hidden_size, padding_idx=pad_token_id if position_offset_from_padding else None)
         self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size else None
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if norm else None
         self.dropout = nn.Dropout(dropout)
@@ -49,10 +53,21 @@ class Embeddings(nn.Module):
         # RoBERTa: positions count only non-pad tokens and start after the padding index.
         self.padding_idx = pad_token_id
         self.position_offset_from_padding = position_offset_from_padding
+        if position_offset_from_padding and pad_token_id is None:
+            raise ValueError("position_offset_from_padding needs a pad_token_id: positions are numbered after it")
+        # GPT-2: token_type_ids index the word table and are added only when given.
+        self.token_types_from_words = token_types_from_words
 
     @property
     def max_positions(self) -> int:
         return self.position_embeddings.num_embeddings
+
+    @property
+    def num_token_types(self) -> int:
+        """How many distinct token_type_ids are valid (0: the model has no segments)."""
+        if self.token_type_embeddings is not None:
+            return self.token_type_embeddings.num_embeddings
+        return self.word_embeddings.num_embeddings if self.token_types_from_words else 0
 
     def first_free_position(self) -> int:
         return self.padding_idx + 1 if self.position_offset_from_padding else 0
@@ -84,6 +99,8 @@ class Embeddings(nn.Module):
             if position_ids is None:
                 position_ids = self.default_position_ids(input_ids, shape, past_length, x.device)
             x = x + self.position_embeddings(position_ids)
+        if self.token_types_from_words and token_type_ids is not None:
+            x = x + self.word_embeddings(token_type_ids)
         if self.norm is not None:
             x = self.norm(x)
         return self.dropout(x)

@@ -20,10 +20,12 @@ __all__ = ["TransformerStack", "BackboneOutput", "run_backbone", "additive_mask"
 
 
 class TransformerStack(nn.Module):
-    def __init__(self, config, *, pre_norm: bool = False, bias: bool = True, attn_scale=None):
+    def __init__(self, config, *, pre_norm: bool = False, bias: bool = True, attn_scale=None,
+                 is_decoder: bool | None = None):
         super().__init__()
         cross = config.add_cross_attention
-        if cross and not config.is_decoder:
+        # is_decoder overrides the config for families that are causal whatever the config says (GPT-2).
+        if cross and not (config.is_decoder if is_decoder is None else is_decoder):
             raise ValueError(
                 "add_cross_attention=True needs is_decoder=True (cross-attention only exists in a decoder); "
                 "set config.is_decoder=True"
@@ -98,6 +100,7 @@ def run_backbone(
     output_attentions=None,
     output_hidden_states=None,
     skip_padding: bool = True,
+    is_decoder: bool | None = None,  # None: config.is_decoder; GPT-2 passes True (it is always causal)
 ) -> BackboneOutput:
     output_attentions = config.output_attentions if output_attentions is None else output_attentions
     output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -119,7 +122,7 @@ def run_backbone(
         device = inputs_embeds.device
     dtype = embeddings.word_embeddings.weight.dtype if inputs_embeds is None else inputs_embeds.dtype
 
-    is_decoder = config.is_decoder
+    is_decoder = config.is_decoder if is_decoder is None else is_decoder
     use_cache = (config.use_cache if use_cache is None else use_cache) and is_decoder
     return_legacy = isinstance(past_key_values, (tuple, list))
     cache = KVCache.from_legacy_cache(past_key_values) if return_legacy else past_key_values
@@ -132,13 +135,14 @@ def run_backbone(
                                                                         and t.shape[1] == length):
             raise ValueError(f"{name} must have the shape of input_ids {(batch, length)}, got {tuple(t.shape)}")
     if token_type_ids is not None:
-        n_types = embeddings.token_type_embeddings.num_embeddings if embeddings.token_type_embeddings else 0
+        n_types = embeddings.num_token_types
         if n_types == 0:
             if token_type_ids.numel() and int(token_type_ids.abs().max()):
                 raise ValueError("this model has no token type embeddings, but token_type_ids contains non-zero ids")
             token_type_ids = None
         else:
-            check_ids("token_type_ids", token_type_ids, n_types, "type_vocab_size")
+            check_ids("token_type_ids", token_type_ids, n_types,
+                      "type_vocab_size" if embeddings.token_type_embeddings is not None else "vocab_size")
     max_pos = embeddings.max_positions
     if position_ids is not None:
         check_ids("position_ids", position_ids, max_pos, "max_position_embeddings")
@@ -181,8 +185,10 @@ def run_backbone(
         if stack.layer and stack.layer[0].cross_attn is None:
             raise ValueError("encoder_hidden_states were passed but this model has no cross-attention; build it "
                              "with is_decoder=True, add_cross_attention=True")
-        if encoder_hidden_states.dim() != 3 or encoder_hidden_states.shape[0] != batch:
-            raise ValueError(f"encoder_hidden_states must be (batch={batch}, source_length, hidden), "
+        kv_in = stack.layer[0].cross_attn.kv.in_features if stack.layer else encoder_hidden_states.shape[-1]
+        if (encoder_hidden_states.dim() != 3 or encoder_hidden_states.shape[0] != batch
+                or encoder_hidden_states.shape[-1] != kv_in):
+            raise ValueError(f"encoder_hidden_states must be (batch={batch}, source_length, {kv_in}), "
                              f"got shape {tuple(encoder_hidden_states.shape)}")
         inp.encoder_states = encoder_hidden_states
         if encoder_attention_mask is not None:

@@ -1,0 +1,107 @@
+"""BertGeneration (Rothe et al. 2020, "Leveraging Pre-trained Checkpoints for Sequence Generation Tasks").
+
+BERT without token types and pooler, used as either side of an encoder-decoder. Warm-starting reads a plain BERT
+checkpoint: its layers map one to one (the key map is BERT's), the segment table and pooler are reported unused, and
+a decoder's cross-attention and output bias start fresh (reported as newly initialised). The decoder's projection is
+tied to the word embeddings, as in the paper's shared-vocabulary setups.
+"""
+from __future__ import annotations
+
+from ..config import BertGenerationConfig
+from ..nn import Embeddings, LMHead, TransformerStack, run_backbone
+from . import outputs as O
+from .bert import BertPreTrainedModel, _ce, _padding_is_scored
+
+__all__ = ["BertGenerationPreTrainedModel", "BertGenerationEncoder", "BertGenerationDecoder"]
+
+
+class BertGenerationPreTrainedModel(BertPreTrainedModel):
+    config_class = BertGenerationConfig
+    base_model_prefix = "bert"
+    keymap_name = "bert-generation"
+    new_weights_ok = ("*.cross_attn.*", "*.cross_norm.*", "lm_head.*")
+
+
+class BertGenerationEncoder(BertGenerationPreTrainedModel):
+    """The bare stack; with ``is_decoder`` (and ``add_cross_attention``) the body of a BertGenerationDecoder.
+
+    As in BertModel, rows where ``attention_mask`` is 0 are skipped when nothing returned reads them (their
+    ``last_hidden_state`` rows are then zeros); ``model.skip_padding = False`` computes them.
+    """
+
+    base_model_prefix = ""
+
+    def __init__(self, config: BertGenerationConfig):
+        super().__init__(config)
+        c = config
+        # v4's BertGenerationEmbeddings always adds the absolute table, even with relative attention.
+        self.embeddings = Embeddings(
+            c.vocab_size, c.hidden_size, c.max_position_embeddings, pad_token_id=c.pad_token_id,
+            layer_norm_eps=c.layer_norm_eps, dropout=c.hidden_dropout_prob,
+        )
+        self.encoder = TransformerStack(c)
+        self.skip_padding = True
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, head_mask=None, inputs_embeds=None,
+                encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None, use_cache=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, *, token_type_ids=None,
+                skip_padding=None):
+        # token_type_ids is accepted so that a BERT tokenizer's output can be passed as is; there is no segment
+        # table, so only all-zero ids are allowed (run_backbone raises otherwise).
+        out = run_backbone(
+            self.embeddings, self.encoder, self.config, input_ids=input_ids, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, position_ids=position_ids, head_mask=head_mask,
+            inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            skip_padding=self.skip_padding if skip_padding is None else skip_padding,
+        )
+        return self._finish(O.BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=out.last_hidden_state, past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states, attentions=out.attentions, cross_attentions=out.cross_attentions,
+        ), return_dict)
+
+
+class BertGenerationDecoder(BertGenerationPreTrainedModel):
+    """Left-to-right LM: BertGenerationEncoder (is_decoder=True) and a bias-carrying projection to the vocabulary."""
+
+    def __init__(self, config: BertGenerationConfig):
+        super().__init__(config)
+        self.bert = BertGenerationEncoder(config)
+        self.lm_head = LMHead(config.hidden_size, config.vocab_size, transform=False)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new):
+        self.lm_head.decoder = new
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, head_mask=None, inputs_embeds=None,
+                encoder_hidden_states=None, encoder_attention_mask=None, labels=None, past_key_values=None,
+                use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None, *,
+                token_type_ids=None, skip_padding=None):
+        if labels is not None:
+            use_cache = False
+        if skip_padding is None and _padding_is_scored(labels, attention_mask, shift=1):
+            skip_padding = False
+        out = self.bert(input_ids, attention_mask, position_ids, head_mask, inputs_embeds, encoder_hidden_states,
+                        encoder_attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states,
+                        return_dict=True, token_type_ids=token_type_ids, skip_padding=skip_padding)
+        logits = self.lm_head(out.last_hidden_state)
+        # Token t+1 is predicted from positions <= t.
+        loss = _ce(logits[:, :-1], labels[:, 1:], ignore_index=-100) if labels is not None else None
+        return self._finish(O.CausalLMOutputWithCrossAttentions(
+            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
+            attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)
+
+
+def _register() -> None:
+    from .auto import register_model
+
+    register_model("base", "bert-generation", BertGenerationEncoder)
+    register_model("causal-lm", "bert-generation", BertGenerationDecoder)
+
+
+_register()
