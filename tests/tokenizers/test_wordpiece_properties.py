@@ -108,3 +108,11 @@ def test_decode_inverts_encode(ws_slow, fast_no_cleanup, text):
     assert ws_slow.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False) == normalised
     assert fast_no_cleanup.decode(ids, skip_special_tokens=True) == normalised
     assert ws_slow.encode(normalised) == ids
+
+
+@pytest.mark.slow
+def test_every_code_point_matches_transformers(ws_slow, hf_slow):
+    """Each code point, alone and inside words, tokenizes as in transformers' Python class (~15 s)."""
+    for start in range(0, sys.maxunicode + 1, 2000):
+        text = " ".join(f"a{chr(cp)}b{chr(cp)} c{chr(cp)}" for cp in range(start, min(start + 2000, sys.maxunicode + 1)))
+        assert ws_slow.tokenize(text) == hf_slow.tokenize(text), hex(start)
