@@ -102,8 +102,8 @@ def fast_no_cleanup(minilm_dir):
 @given(text=stable_text)
 def test_decode_inverts_encode(ws_slow, fast_no_cleanup, text):
     ids = ws_slow.encode(text)
-    if ws_slow.unk_token_id in ids:
-        return  # the vocabulary does not cover this text
+    if ws_slow.unk_token_id in ids or any(t in text for t in ws_slow.all_special_tokens):
+        return  # the vocabulary does not cover this text, or it spells out a special token like "[PAD]"
     normalised = " ".join(ws_slow.basic_tokenizer.tokenize(text))
     assert ws_slow.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False) == normalised
     assert fast_no_cleanup.decode(ids, skip_special_tokens=True) == normalised
