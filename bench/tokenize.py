@@ -99,11 +99,11 @@ def bert_rows(lines: list[str], reps: int, interleaved) -> list[tuple]:
             "batched": lambda tok: tok(lines, **batch_kw),
         }
         for mode, run in modes.items():
-            times = interleaved({"theirs": lambda: run(theirs), "ours": lambda: run(ours)}, reps=reps)
+            times = interleaved({"theirs": lambda r=run, t=theirs: r(t), "ours": lambda r=run, o=ours: r(o)}, reps=reps)
             rows.append((name, mode, times["theirs"], times["ours"]))
             if not ours.is_fast:  # the same, with the per-word cache emptied before each run
-                cold = interleaved({"theirs": lambda: run(theirs),
-                                    "ours": lambda: (ours._word_cache.clear(), run(ours))}, reps=reps)  # fmt: skip
+                cold = interleaved({"theirs": lambda r=run, t=theirs: r(t),
+                                    "ours": lambda r=run, o=ours: (o._word_cache.clear(), r(o))}, reps=reps)  # fmt: skip
                 rows.append((name, mode + " (cold cache)", cold["theirs"], cold["ours"]))
     return rows
 

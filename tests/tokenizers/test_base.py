@@ -97,7 +97,7 @@ def test_batch_encoding_access(tok):
     assert isinstance(enc, BatchEncoding)
     assert enc.input_ids is enc["input_ids"] and set(enc.keys()) == {"input_ids", "token_type_ids", "attention_mask"}
     with pytest.raises(AttributeError, match="no field 'labels'"):
-        enc.labels
+        _ = enc.labels
     assert enc.to("cpu") is enc and enc["input_ids"].device.type == "cpu"
     assert enc[0:2]["input_ids"].shape[0] == 2
     again = pickle.loads(pickle.dumps(enc))

@@ -3,9 +3,9 @@
 Two bases share one calling convention (`base_core.PreTrainedTokenizerBase`): `tok(text, text_pair,
 padding=..., truncation=..., max_length=..., stride=..., return_tensors=..., ...)` on a string, a pair,
 or batches of either, `text_target` (-> ``labels``), `pad()`, `encode`, `decode` / `batch_decode`,
-special-token attributes, `add_tokens` / `add_special_tokens`, and `from_pretrained` /
-`save_pretrained` in transformers' file layout (`base_io`). Results are `BatchEncoding`s
-(`base_encoding`).
+special-token attributes (`base_special`), `add_tokens` / `add_special_tokens`, padding
+(`base_pad`), and `from_pretrained` / `save_pretrained` in transformers' file layout (`base_io`).
+Results are `BatchEncoding`s (`base_encoding`).
 
 Contract for a pure-Python tokenizer: subclass `PreTrainedTokenizer` (`base_slow`)
 --------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tokenizers import AddedToken
+
 from .base_encoding import (
     LARGE_INTEGER,
     VERY_LARGE_INTEGER,
@@ -21,9 +23,11 @@ from .base_encoding import (
     TruncationStrategy,
     to_py_obj,
 )
+from .base_encoding import (
+    describe as _describe,
+)
 from .base_io import PretrainedIOMixin
-from tokenizers import AddedToken
-
+from .base_pad import PaddingMixin
 from .base_special import SPECIAL_TOKENS_ATTRIBUTES, SpecialTokensMixin, check_token
 
 
@@ -65,7 +69,7 @@ def _is_text(x) -> bool:
     return isinstance(x, str) or (isinstance(x, (list, tuple)) and (not x or isinstance(x[0], (str, int))))
 
 
-class PreTrainedTokenizerBase(SpecialTokensMixin, PretrainedIOMixin):
+class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, PretrainedIOMixin):
     vocab_files_names: dict[str, str] = {}
     model_input_names: list[str] = ["input_ids", "token_type_ids", "attention_mask"]
     padding_side: str = "right"
@@ -307,93 +311,6 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PretrainedIOMixin):
         return self(list(batch_text_or_text_pairs), **kwargs)
 
     # ---------------------------------------------------------------------------------------------
-    # Padding
-    # ---------------------------------------------------------------------------------------------
-    def pad(self, encoded_inputs, padding=True, max_length=None, pad_to_multiple_of=None, padding_side=None,
-            return_attention_mask=None, return_tensors=None, verbose: bool = True) -> BatchEncoding:  # fmt: skip
-        """Pad one encoding or a batch (dict of lists, or list of dicts: usable as a collate_fn)."""
-        if isinstance(encoded_inputs, (list, tuple)) and encoded_inputs and isinstance(encoded_inputs[0], Mapping):
-            encoded_inputs = {key: [ex[key] for ex in encoded_inputs] for key in encoded_inputs[0].keys()}
-        if not isinstance(encoded_inputs, Mapping):
-            raise TypeError(f"pad() expects a dict/BatchEncoding or a list of them, got {_describe(encoded_inputs)}")
-        main = self.model_input_names[0]
-        if main not in encoded_inputs:
-            raise ValueError(f"pad() needs the {main!r} field; got fields {list(encoded_inputs.keys())}")
-        encoded_inputs = dict(encoded_inputs)
-        required = encoded_inputs[main]
-        if required is None or (hasattr(required, "__len__") and len(required) == 0):
-            if return_attention_mask:
-                encoded_inputs["attention_mask"] = []
-            return BatchEncoding(encoded_inputs, tensor_type=return_tensors)
-        # Tensors in, tensors out (of the same kind) unless told otherwise.
-        if return_tensors is None and not isinstance(required, (list, tuple)):
-            return_tensors = "np" if type(required).__module__ == "numpy" else "pt"
-        elif return_tensors is None and isinstance(required, (list, tuple)) and not isinstance(required[0], (int, list, tuple)):
-            return_tensors = "np" if type(required[0]).__module__ == "numpy" else "pt"
-        encoded_inputs = {k: to_py_obj(v) for k, v in encoded_inputs.items()}
-        opts = self._resolve_options(padding=padding, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
-                                     padding_side=padding_side, return_attention_mask=return_attention_mask)  # fmt: skip
-        if return_attention_mask is None:
-            return_attention_mask = "attention_mask" in self.model_input_names
-        required = encoded_inputs[main]
-        if not isinstance(required[0], (list, tuple)):  # one sequence
-            self._pad_row(encoded_inputs, opts.padding, opts.max_length, opts.pad_to_multiple_of,
-                          opts.padding_side, return_attention_mask)  # fmt: skip
-            return BatchEncoding(encoded_inputs, tensor_type=return_tensors)
-        sizes = {k: len(v) for k, v in encoded_inputs.items()}
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f"pad() got fields with different batch sizes: {sizes}")
-        self._pad_batch(encoded_inputs, opts.padding, opts.max_length, opts.pad_to_multiple_of,
-                        opts.padding_side, return_attention_mask)  # fmt: skip
-        return BatchEncoding(encoded_inputs, tensor_type=return_tensors)
-
-    def _pad_batch(self, batch: dict, strategy, max_length, multiple, side: str, attention_mask: bool) -> None:
-        """Pad every row of a dict of lists in place (LONGEST pads to the longest row)."""
-        main = self.model_input_names[0]
-        rows = batch[main]
-        if attention_mask and "attention_mask" not in batch:
-            batch["attention_mask"] = [[1] * len(r) for r in rows]
-        if strategy is PaddingStrategy.DO_NOT_PAD:
-            return
-        if strategy is PaddingStrategy.LONGEST:
-            max_length = max((len(r) for r in rows), default=0)
-        if max_length is None:
-            return
-        if multiple is not None and max_length % multiple:
-            max_length = (max_length // multiple + 1) * multiple
-        lengths = [len(r) for r in rows]
-        if all(n >= max_length for n in lengths):
-            return
-        fills = {main: self.pad_token_id, "attention_mask": 0, "token_type_ids": self.pad_token_type_id,
-                 "special_tokens_mask": 1, "offset_mapping": (0, 0)}  # fmt: skip
-        for key, fill in fills.items():
-            if key not in batch:
-                continue
-            if side == "right":
-                batch[key] = [r + [fill] * (max_length - n) if n < max_length else r for r, n in zip(batch[key], lengths)]
-            else:
-                batch[key] = [[fill] * (max_length - n) + r if n < max_length else r for r, n in zip(batch[key], lengths)]
-
-    def _pad_row(self, row: dict, strategy, max_length, multiple, side: str, attention_mask: bool) -> None:
-        """Pad one encoding (dict of lists) in place; adds attention_mask when asked."""
-        main = self.model_input_names[0]
-        ids = row[main]
-        if strategy is PaddingStrategy.LONGEST:
-            max_length = len(ids)
-        if max_length is not None and multiple is not None and max_length % multiple:
-            max_length = (max_length // multiple + 1) * multiple
-        if attention_mask and "attention_mask" not in row:
-            row["attention_mask"] = [1] * len(ids)
-        if strategy is PaddingStrategy.DO_NOT_PAD or max_length is None or len(ids) >= max_length:
-            return
-        n = max_length - len(ids)
-        fills = {main: self.pad_token_id, "attention_mask": 0, "token_type_ids": self.pad_token_type_id,
-                 "special_tokens_mask": 1, "offset_mapping": (0, 0)}  # fmt: skip
-        for key, fill in fills.items():
-            if key in row:
-                row[key] = row[key] + [fill] * n if side == "right" else [fill] * n + row[key]
-
-    # ---------------------------------------------------------------------------------------------
     # Growing the vocabulary
     # ---------------------------------------------------------------------------------------------
     def add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
@@ -564,10 +481,3 @@ def _batch_item(t, is_split_into_words: bool) -> tuple:
         f"A batch item that is a list must be a (text, text_pair) couple, got {len(t)} elements; "
         "for pre-split words pass is_split_into_words=True"
     )
-
-
-def _describe(x) -> str:
-    if isinstance(x, (list, tuple)):
-        inner = type(x[0]).__name__ if x else "nothing"
-        return f"{type(x).__name__} of {inner} (len {len(x)})"
-    return f"{type(x).__name__}: {x!r}"[:120]

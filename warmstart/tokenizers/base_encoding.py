@@ -278,3 +278,11 @@ def _all_ints(value) -> bool:
             return True
         value = value[0]
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def describe(x) -> str:
+    """A short description of a bad argument for error messages: its type and a glimpse of it."""
+    if isinstance(x, (list, tuple)):
+        inner = type(x[0]).__name__ if x else "nothing"
+        return f"{type(x).__name__} of {inner} (len {len(x)})"
+    return f"{type(x).__name__}: {x!r}"[:120]

@@ -246,9 +246,9 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         lengths = []
         for part in (0, 1):
             seqs = [item[part] for item in items if item[part] is not None]
-            encs = self._run(lambda: self._tokenizer.encode_batch(seqs, add_special_tokens=False, is_pretokenized=pre),
-                             lambda: self._tokenizer.encode_batch(_sanitize(seqs), add_special_tokens=False,
-                                                                  is_pretokenized=pre))  # fmt: skip
+            encs = self._run(lambda s=seqs: self._tokenizer.encode_batch(s, add_special_tokens=False, is_pretokenized=pre),
+                             lambda s=seqs: self._tokenizer.encode_batch(_sanitize(s), add_special_tokens=False,
+                                                                         is_pretokenized=pre))  # fmt: skip
             it = iter(len(e.ids) for e in encs)
             lengths.append([next(it) if item[part] is not None else None for item in items])
         for n1, n2 in zip(*lengths):
@@ -322,7 +322,7 @@ def _backend_kept(n1: int, n2: int | None, target: int, strategy: TruncationStra
         return [("first", n1, target - n2)]
     if strategy is TruncationStrategy.ONLY_SECOND:
         return [("second", n2, target - n1)]
-    short, long_ = min(n1, n2), max(n1, n2)
+    short = min(n1, n2)
     keep_long = short if short > target else max(short, target - short)
     keep_short = short
     if keep_short + keep_long > target:

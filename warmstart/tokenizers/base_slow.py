@@ -14,7 +14,7 @@ import re
 from tokenizers import AddedToken
 
 from .base_core import EncodeOptions, PreTrainedTokenizerBase, _describe
-from .base_encoding import BatchEncoding, PaddingStrategy, TruncationStrategy
+from .base_encoding import BatchEncoding, TruncationStrategy
 from .base_io import ADDED_TOKENS_FILE
 
 
