@@ -120,12 +120,18 @@ def main() -> None:
     print(f"{len(lines)} lines ({cjk} with Japanese/Chinese), {sum(map(len, lines))} characters; median of {reps} runs")
 
     rows = bert_rows(lines, reps, common.interleaved)
-    if os.path.exists(os.path.join(_HERE, "tokenize_bpe.py")):
-        bpe = _load_sibling("tokenize_bpe")
-        if hasattr(bpe, "bench_rows"):  # expected: bench_rows(lines, reps, interleaved) -> same row layout
-            rows += bpe.bench_rows(lines, reps, common.interleaved)
+    bpe_script = os.path.join(_HERE, "tokenize_bpe.py")
+    bpe = _load_sibling("tokenize_bpe") if os.path.exists(bpe_script) else None
+    if bpe is not None and hasattr(bpe, "bench_rows"):
+        # bench_rows(lines, reps, interleaved) -> [(class, mode, transformers_s, warmstart_s), ...]
+        rows += bpe.bench_rows(lines, reps, common.interleaved)
     header = ("class", "mode", "transformers s", "warmstart s", "ratio (transformers/warmstart)")
     print(common.table([(c, m, f"{t:.3f}", f"{o:.3f}", f"{t / o:.2f}x") for c, m, t, o in rows], header))
+    if bpe is not None and not hasattr(bpe, "bench_rows"):  # its own table, from its own main()
+        import subprocess
+
+        print()
+        subprocess.run([sys.executable, bpe_script] + (["--quick"] if args.quick else []), check=False)
 
 
 if __name__ == "__main__":

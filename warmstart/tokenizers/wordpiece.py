@@ -17,6 +17,14 @@ tables filled lazily from the running Python's `unicodedata`, so results match i
 caching steps 4-5 per distinct whitespace-separated word: real text repeats words, so most words cost
 one dict lookup.
 
+The two classes give the same ids except where their Unicode data differ: the Python class uses the
+running Python's `unicodedata` (as transformers' Python class does), the fast one the tables compiled
+into `tokenizers`. So code points unassigned in Python's Unicode version (category Cn) are dropped by
+the Python class and kept (as [UNK]) by the fast one, characters whose category changed between the
+two versions may split differently, a word-final Greek capital sigma lower-cases to the final form
+only in Python, and with do_lower_case=False only the Python class NFC-composes (e.g. "e" + U+0301).
+Each class matches its transformers counterpart exactly.
+
 Behaviour on odd input is the same in both classes: control, zero-width (category Cf) and lone-
 surrogate characters are removed, 100k-character inputs are fine (a 100k-character word is one
 [UNK]). The fast class replaces lone surrogates with U+FFFD before the Rust backend sees them (it
