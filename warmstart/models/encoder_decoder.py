@@ -1,0 +1,381 @@
+"""EncoderDecoderModel: any registered encoder feeding any registered causal decoder through cross-attention.
+
+The warm-starting recipe of Rothe, Narayan & Severyn (2020), "Leveraging Pre-trained Checkpoints for Sequence
+Generation Tasks": both halves start from pretrained checkpoints and the decoder gains freshly initialised
+cross-attention. This class only routes tensors between two models built from the shared stack; it owns one layer
+of its own, ``enc_to_dec_proj``, when the two hidden sizes differ.
+
+Generation-friendly shape: the encoder runs once (pass its result back as ``encoder_outputs``), and each decoder
+step reuses the cache, whose cross-attention keys/values are computed on the first step only.
+
+Deliberate differences from transformers, each documented where it happens: ``resize_token_embeddings`` resizes
+both sides when they share a vocabulary (transformers raises NotImplementedError); ``tie_encoder_decoder`` works
+as in v4 (v5 ignores it); with ``labels`` the cache defaults to off (nothing reads it while training);
+``decoder_start_token_id`` given to ``from_encoder_decoder_pretrained`` sets the composite config (transformers
+strips the ``decoder_`` prefix and hands ``start_token_id`` to the decoder config, where nothing reads it).
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import AutoConfig
+from ..nn import Attention, KVCache
+from . import outputs as O
+from .auto import AutoModel, AutoModelForCausalLM
+from .base import PreTrainedModel
+from .encoder_decoder_config import EncoderDecoderConfig
+
+__all__ = ["EncoderDecoderModel", "EncoderDecoderConfig", "shift_tokens_right"]
+
+log = logging.getLogger("warmstart")
+
+# from_pretrained options that are not config fields (they go to the loader, not into the config).
+_LOADING_OPTIONS = {"dtype", "torch_dtype", "output_loading_info", "ignore_mismatched_sizes", "state_dict",
+                    "cache_dir", "revision", "subfolder", "local_files_only", "force_download", "token", "proxies",
+                    "resume_download", "use_safetensors", "trust_remote_code", "low_cpu_mem_usage", "device_map"}
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None
+                       ) -> torch.Tensor:
+    """Teacher forcing: the decoder reads [start, y_0 .. y_{T-2}] and is scored against [y_0 .. y_{T-1}];
+    ignored (-100) label positions become padding."""
+    if decoder_start_token_id is None:
+        raise ValueError("config.decoder_start_token_id is None, so labels cannot be shifted into decoder_input_ids; "
+                         "set it, e.g. model.config.decoder_start_token_id = tokenizer.cls_token_id")
+    if pad_token_id is None:
+        raise ValueError("config.pad_token_id is None, so -100 labels cannot be turned into decoder inputs; set it, "
+                         "e.g. model.config.pad_token_id = tokenizer.pad_token_id")
+    shifted = labels.new_empty(labels.shape)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill_(shifted == -100, pad_token_id)
+
+
+def _check_labels(labels: torch.Tensor, vocab_size: int) -> None:
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 2:
+        raise ValueError(f"labels must be a 2-D (batch, target_length) tensor, got "
+                         f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer token ids (torch.long), got dtype {labels.dtype}")
+    bad = labels[(labels != -100) & ((labels < 0) | (labels >= vocab_size))]
+    if bad.numel():
+        raise ValueError(f"labels contain {int(bad[0])}, outside [0, {vocab_size}) (the decoder's vocab_size); use "
+                         "-100 for positions the loss should ignore")
+
+
+def _as_encoder_output(encoder_outputs: Any):
+    """Accept transformers' forms: a tuple (last_hidden_state[, hidden_states[, attentions]]) or an output object."""
+    if isinstance(encoder_outputs, torch.Tensor):
+        raise TypeError("encoder_outputs must be a tuple (last_hidden_state, ...) or an encoder output object, got a "
+                        "bare tensor; pass (tensor,)")
+    if isinstance(encoder_outputs, (tuple, list)):
+        if not 1 <= len(encoder_outputs) <= 3 or not isinstance(encoder_outputs[0], torch.Tensor):
+            raise ValueError("an encoder_outputs tuple must be (last_hidden_state[, hidden_states[, attentions]]), got "
+                             f"{len(encoder_outputs)} items starting with {type(encoder_outputs[0]).__name__}"
+                             if encoder_outputs else "encoder_outputs is an empty tuple")
+        return O.BaseModelOutput(*encoder_outputs)
+    if isinstance(getattr(encoder_outputs, "last_hidden_state", None), torch.Tensor):
+        return encoder_outputs
+    raise TypeError(f"encoder_outputs must be a tuple or an encoder output object with last_hidden_state, "
+                    f"got {type(encoder_outputs).__name__}")
+
+
+def _cross_cached(past_key_values: Any) -> bool:
+    if isinstance(past_key_values, KVCache):
+        return past_key_values.has_cross(0)
+    return isinstance(past_key_values, (tuple, list)) and bool(past_key_values) and len(past_key_values[0]) == 4
+
+
+@contextlib.contextmanager
+def _compute_padding(model: nn.Module, needed: bool):
+    """Make the decoder compute its padded positions too (the loss reads them), then restore dropping them."""
+    switched = [m for m in model.modules() if getattr(m, "skip_padding", False)] if needed else []
+    for m in switched:
+        m.skip_padding = False
+    try:
+        yield
+    finally:
+        for m in switched:
+            m.skip_padding = True
+
+
+def _take_prefixed(kwargs: dict[str, Any], prefix: str, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    taken = {k[len(prefix):]: kwargs.pop(k) for k in list(kwargs) if k.startswith(prefix) and k not in keep}
+    return taken
+
+
+class EncoderDecoderModel(PreTrainedModel):
+    """A sequence-to-sequence model from an encoder (AutoModel) and a causal decoder (AutoModelForCausalLM)."""
+
+    config_class = EncoderDecoderConfig
+    base_model_prefix = "encoder_decoder"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+
+    def __init__(self, config: EncoderDecoderConfig | None = None, encoder: PreTrainedModel | None = None,
+                 decoder: PreTrainedModel | None = None):
+        if config is None:
+            if encoder is None or decoder is None:
+                raise ValueError("EncoderDecoderModel needs a config, or both an encoder and a decoder; got "
+                                 f"encoder={type(encoder).__name__}, decoder={type(decoder).__name__}")
+            config = EncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config)
+        elif not isinstance(config, EncoderDecoderConfig):
+            raise TypeError(f"config must be an EncoderDecoderConfig, got {type(config).__name__}")
+        cross_size = getattr(config.decoder, "cross_attention_hidden_size", None)
+        if cross_size is not None and cross_size != config.encoder.hidden_size:
+            raise ValueError(f"the decoder's cross_attention_hidden_size ({cross_size}) must equal the encoder's "
+                             f"hidden_size ({config.encoder.hidden_size})")
+        super().__init__(config)
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
+        self.decoder = decoder if decoder is not None else AutoModelForCausalLM.from_config(config.decoder)
+        if self.encoder.get_output_embeddings() is not None:
+            raise ValueError(f"the encoder must be a bare model without an LM head, got "
+                             f"{type(self.encoder).__name__}; load it with AutoModel")
+        if "encoder_hidden_states" not in inspect.signature(self.decoder.forward).parameters or not any(
+                isinstance(m, Attention) and m.cross for m in self.decoder.modules()):
+            raise ValueError(f"the decoder {type(self.decoder).__name__} has no cross-attention; build it with "
+                             "is_decoder=True, add_cross_attention=True (from_encoder_decoder_pretrained does)")
+        # One config object per side, shared with the sub-models (at every level: a head model and its
+        # backbone), so that edits through model.config.decoder reach the layers that read them.
+        for side in ("encoder", "decoder"):
+            sub, shared = getattr(self, side), getattr(config, side)
+            if sub.config.to_dict() != shared.to_dict():
+                log.warning("the %s's own config differs from config.%s, which replaces it", side, side)
+            old = sub.config
+            for m in sub.modules():
+                if getattr(m, "config", None) is old:
+                    m.config = shared
+        # Cross-attention keys/values are projected from vectors of the decoder's width.
+        if config.encoder.hidden_size != config.decoder.hidden_size and cross_size is None:
+            self.enc_to_dec_proj = nn.Linear(config.encoder.hidden_size, config.decoder.hidden_size)
+        self.post_init()
+
+    def post_init(self) -> None:
+        # The sub-models arrive initialised (often pretrained): only the composite's own layer is initialised here.
+        if hasattr(self, "enc_to_dec_proj"):
+            self._init_weights(self.enc_to_dec_proj)
+        self.tie_weights()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(self.config.decoder, "initializer_range", 0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    # ---- parts -----------------------------------------------------------------------------------------------
+    def get_encoder(self) -> PreTrainedModel:
+        return self.encoder
+
+    def get_decoder(self) -> PreTrainedModel:
+        return self.decoder
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.set_input_embeddings(value)
+        self.tie_weights()
+
+    def get_output_embeddings(self):
+        return self.decoder.get_output_embeddings()
+
+    def set_output_embeddings(self, new_embeddings) -> None:
+        self.decoder.set_output_embeddings(new_embeddings)
+
+    # ---- weight sharing --------------------------------------------------------------------------------------
+    def tie_weights(self) -> None:
+        # Not the base rule: the decoder's output projection stays tied to the decoder's own input table (each
+        # sub-model ties itself), never to the encoder's. Across the two sides only tie_encoder_decoder shares.
+        if self.config.tie_encoder_decoder:
+            for enc_name, dec_name in self.tied_weight_pairs():
+                path, _, attr = enc_name.rpartition(".")
+                setattr(self.encoder.get_submodule(path), attr, self.decoder.get_parameter(dec_name))
+
+    def tied_weight_pairs(self) -> list[tuple[str, str]]:
+        """(encoder name, decoder name) of each weight ``tie_encoder_decoder`` shares.
+
+        v4 semantics: every parameter of the decoder's backbone whose path also exists in the encoder (same
+        shape) is shared; the decoder's own layers (cross-attention, LM head) and the encoder's pooler are not.
+        """
+        if not self.config.tie_encoder_decoder:
+            return []
+        prefix = self.decoder.base_model_prefix
+        base = self.decoder.base_model
+        enc = dict(self.encoder.named_parameters(remove_duplicate=False))
+        pairs = [(name, f"{prefix}.{name}" if prefix else name)
+                 for name, p in base.named_parameters(remove_duplicate=False)
+                 if name in enc and enc[name].shape == p.shape]
+        untied = sorted(set(enc) - {a for a, _ in pairs})
+        if untied:
+            log.info("tie_encoder_decoder: encoder weights without a decoder counterpart stay separate: %s", untied)
+        return pairs
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None
+                                ) -> nn.Embedding:
+        """Resize both sides' token tables (and the decoder's output projection) to one new vocabulary size.
+
+        transformers raises NotImplementedError here; resizing both sides together is the common case of a
+        shared tokenizer gaining tokens. Sides with different vocabularies must be resized one by one.
+        """
+        enc_v, dec_v = self.config.encoder.vocab_size, self.config.decoder.vocab_size
+        if enc_v != dec_v:
+            raise ValueError(f"the encoder ({enc_v} tokens) and decoder ({dec_v} tokens) have different vocabularies; "
+                             "resize them separately: model.encoder.resize_token_embeddings(...) and "
+                             "model.decoder.resize_token_embeddings(...)")
+        new = self.encoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of)
+        self.decoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of)
+        self.tie_weights()
+        return self.get_input_embeddings() if self.config.tie_encoder_decoder else new
+
+    # ---- forward ---------------------------------------------------------------------------------------------
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
+                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                labels=None, use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                **kwargs):
+        # Unprefixed extras (token_type_ids, head_mask...) go to the encoder, decoder_-prefixed ones to the decoder.
+        dec_kwargs = _take_prefixed(kwargs, "decoder_")
+        shared = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                           inputs_embeds=inputs_embeds, return_dict=True, **shared, **kwargs)
+        else:
+            encoder_outputs = _as_encoder_output(encoder_outputs)
+        states = encoder_outputs.last_hidden_state  # (B, S, C_enc)
+        if hasattr(self, "enc_to_dec_proj"):
+            if _cross_cached(past_key_values):
+                # The cache already holds the cross-attention keys/values, so nothing reads these values: a
+                # zero-stride stand-in of the projected shape saves B*S*C_enc*C_dec multiply-adds per step.
+                b, s, _ = states.shape
+                states = states.new_zeros(()).expand(b, s, self.enc_to_dec_proj.out_features)
+            else:
+                states = self.enc_to_dec_proj(states)  # (B, S, C_dec)
+
+        if labels is not None:
+            _check_labels(labels, self.config.decoder.vocab_size)
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+                if decoder_attention_mask is None:
+                    decoder_attention_mask = (decoder_input_ids != self.config.pad_token_id).to(labels.dtype)
+            if use_cache is None:
+                use_cache = False  # a training step never reads the cache; building it costs copies
+        elif decoder_input_ids is None and decoder_inputs_embeds is None:
+            raise ValueError("the decoder needs decoder_input_ids, decoder_inputs_embeds or labels (from which "
+                             "decoder_input_ids are made by shifting right)")
+
+        with _compute_padding(self.decoder, _padding_is_scored(labels, decoder_attention_mask)):
+            dec = self.decoder(input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
+                               encoder_hidden_states=states, encoder_attention_mask=attention_mask,
+                               inputs_embeds=decoder_inputs_embeds, past_key_values=past_key_values,
+                               use_cache=use_cache, return_dict=True, **shared, **dec_kwargs)
+        logits = dec.logits  # (B, T, V)
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:2]:
+                raise ValueError(f"labels shape {tuple(labels.shape)} does not match the decoder's output "
+                                 f"{tuple(logits.shape[:2])} (batch, target_length)")
+            # The loss is computed here, unshifted: the decoder input already is the shifted labels.
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                   ignore_index=-100)
+        out = O.Seq2SeqLMOutput(
+            loss=loss, logits=logits, past_key_values=dec.past_key_values, decoder_hidden_states=dec.hidden_states,
+            decoder_attentions=dec.attentions, cross_attentions=dec.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=getattr(encoder_outputs, "hidden_states", None),
+            encoder_attentions=getattr(encoder_outputs, "attentions", None),
+        )
+        return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @staticmethod
+    def _reorder_cache(past_key_values, beam_idx: torch.Tensor):
+        """Keep the cache rows of the beams chosen this step (a KVCache in place, legacy tuples as new tuples)."""
+        if isinstance(past_key_values, KVCache):
+            return past_key_values.reorder_cache(beam_idx)
+        return tuple(tuple(t.index_select(0, beam_idx.to(t.device)) for t in layer) for layer in past_key_values)
+
+    # ---- checkpoints -----------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
+        from ..checkpoint.composite import load_composite
+
+        return load_composite(cls, pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        from ..checkpoint.composite import save_composite
+
+        save_composite(self, save_directory, **kwargs)
+
+    @classmethod
+    def from_encoder_decoder_pretrained(cls, encoder_pretrained_model_name_or_path: str | os.PathLike | None = None,
+                                        decoder_pretrained_model_name_or_path: str | os.PathLike | None = None,
+                                        *model_args: Any, **kwargs: Any) -> "EncoderDecoderModel":
+        """Warm-start both halves from single-model checkpoints (any registered families).
+
+        ``encoder_*`` / ``decoder_*`` keyword arguments go to that side (config fields or loading options such as
+        ``decoder_dtype``; ``encoder_model=`` / ``decoder_model=`` pass a ready model); the rest set the composite
+        config (e.g. ``decoder_start_token_id``, ``pad_token_id``). The decoder is loaded with
+        ``is_decoder=True, add_cross_attention=True``: its cross-attention is new and reported as such.
+        """
+        enc_kw = _take_prefixed(kwargs, "encoder_")
+        dec_kw = _take_prefixed(kwargs, "decoder_", keep=("decoder_start_token_id",))
+        encoder = enc_kw.pop("model", None)
+        if encoder is None:
+            if encoder_pretrained_model_name_or_path is None:
+                raise ValueError("pass encoder_pretrained_model_name_or_path or a ready model as encoder_model=")
+            if "config" not in enc_kw:
+                enc_kw["config"] = _side_config(encoder_pretrained_model_name_or_path, enc_kw)
+                if enc_kw["config"].is_decoder or enc_kw["config"].add_cross_attention:
+                    log.info("%s is loaded as an encoder: causal mask and cross-attention off",
+                             encoder_pretrained_model_name_or_path)
+                    enc_kw["config"].is_decoder = enc_kw["config"].add_cross_attention = False
+            encoder = AutoModel.from_pretrained(encoder_pretrained_model_name_or_path, *model_args, **enc_kw)
+        decoder = dec_kw.pop("model", None)
+        if decoder is None:
+            if decoder_pretrained_model_name_or_path is None:
+                raise ValueError("pass decoder_pretrained_model_name_or_path or a ready model as decoder_model=")
+            if "config" not in dec_kw:
+                dec_kw["config"] = _side_config(decoder_pretrained_model_name_or_path, dec_kw)
+            if not (dec_kw["config"].is_decoder and dec_kw["config"].add_cross_attention):
+                log.info("%s is loaded as a decoder: cross-attention layers are added and newly initialised",
+                         decoder_pretrained_model_name_or_path)
+                dec_kw["config"].is_decoder = dec_kw["config"].add_cross_attention = True
+            decoder = AutoModelForCausalLM.from_pretrained(decoder_pretrained_model_name_or_path, **dec_kw)
+        config = EncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config, **kwargs)
+        return cls(config=config, encoder=encoder, decoder=decoder).eval()
+
+
+def _side_config(path: str | os.PathLike, side_kwargs: dict[str, Any]):
+    """Load one side's config and move the keyword arguments that are its fields into it."""
+    hub = {k: side_kwargs[k] for k in ("cache_dir", "revision", "subfolder") if k in side_kwargs}
+    config = AutoConfig.from_pretrained(path, **hub)
+    for key in [k for k in side_kwargs if k not in _LOADING_OPTIONS and hasattr(config, k)]:
+        setattr(config, key, side_kwargs.pop(key))
+    config.validate()
+    return config
+
+
+def _padding_is_scored(labels: torch.Tensor | None, mask: torch.Tensor | None) -> bool:
+    """True when the loss reads logits at masked decoder positions (labels there are not -100)."""
+    if labels is None or mask is None or labels.shape != mask.shape:
+        return False
+    return bool((labels[mask == 0] != -100).any())
+
+
+def _register() -> None:
+    from .auto import register_model
+
+    register_model("seq2seq-lm", "encoder-decoder", EncoderDecoderModel)
+
+
+_register()
