@@ -89,17 +89,16 @@ def test_truncated_pairs_match_transformers_or_fail_clearly(families, a, b, max_
             fast(a, b, **kw)  # returns a sequence longer than max_length
         return
     n1, n2 = (len(ref(t, add_special_tokens=False)["input_ids"]) for t in (a, b))
-    room = max_length - 4
-    impossible = n1 + n2 > room and (
-        (strategy == "only_first" and n2 > room) or (strategy == "only_second" and n1 > room)
-    )
+    cut = n1 + n2 + 4 - max_length
+    impossible = cut > 0 and ((strategy == "only_first" and cut >= n1) or (strategy == "only_second" and cut >= n2))
     try:
         want = None if impossible else ref(a, b, **kw)
     except BaseException:  # noqa: BLE001 - transformers refuses (or its backend panics on the stride)
         want = None
     if want is None:
-        # A pair the strategy cannot cut to max_length (transformers then silently drops tokens it
-        # should keep) or a stride the backend cannot honour: a ValueError here.
+        # A pair the strategy cannot cut to max_length without erasing a whole sequence (transformers
+        # then returns a wrong-length or emptied pair) or a stride the backend cannot honour: a
+        # ValueError here.
         with pytest.raises(ValueError):
             fast(a, b, **kw)
         return
