@@ -19,6 +19,7 @@ _EXPORTS = {
         "AutoModelForNextSentencePrediction",
     ],
     "warmstart.models.base": ["PreTrainedModel"],
+    "warmstart.models.encoder_decoder": ["EncoderDecoderModel", "EncoderDecoderConfig"],
     "warmstart.nn.cache": ["KVCache"],
     "warmstart.tokenizers": ["BertTokenizer", "BertTokenizerFast", "BertGenerationTokenizer", "GPT2Tokenizer",
                              "GPT2TokenizerFast", "RobertaTokenizer", "RobertaTokenizerFast", "AutoTokenizer",
