@@ -65,20 +65,19 @@ class KeyMap:
         Returns (tensors by our name, our name -> the HF name it came from, HF keys of incomplete fused groups).
         ``model_has_prefix``: the target is a head model whose backbone sits under ``self.prefix``.
         """
-        theirs = self.align_prefix(theirs, model_has_prefix)
         pre = self.prefix + "." if model_has_prefix else ""
         out: dict[str, torch.Tensor] = {}
-        origin: dict[str, str] = {}
+        origin: dict[str, str] = {}  # reports name the key as the checkpoint spells it, before prefix alignment
         groups: dict[str, dict[int, tuple[str, torch.Tensor]]] = {}
         group_rule: dict[str, Rule] = {}
-        for key, tensor in theirs.items():
+        for key, (source, tensor) in self._aligned(theirs, model_has_prefix).items():
             scope, rel = ("base", key[len(pre):]) if key.startswith(pre) or not pre else ("heads", key)
             if scope == "base" and any(rx.match(rel) for rx in self._ignore):
                 continue
             hit = self._match_theirs(scope, rel)
             if hit is None:
                 if key not in out:  # a rule-mapped name wins over a same-named passthrough
-                    out[key], origin[key] = tensor, key
+                    out[key], origin[key] = tensor, source
                 continue
             rule, slot, parts, is_alias = hit
             ours = (pre if scope == "base" else "") + _fill(rule.ours, parts)
@@ -86,9 +85,9 @@ class KeyMap:
                 if is_alias and ours in out:
                     continue  # the canonical name was already read
                 out[ours] = tensor.t() if rule.transpose else tensor
-                origin[ours] = key
+                origin[ours] = source
             else:
-                groups.setdefault(ours, {})[slot] = (key, tensor)
+                groups.setdefault(ours, {})[slot] = (source, tensor)
                 group_rule[ours] = rule
         incomplete: list[str] = []
         for ours, got in groups.items():
@@ -115,16 +114,21 @@ class KeyMap:
 
     def align_prefix(self, theirs: dict[str, torch.Tensor], model_has_prefix: bool) -> dict[str, torch.Tensor]:
         """Add or strip the backbone prefix so a base checkpoint loads into a head model and vice versa."""
+        return {k: v for k, (_, v) in self._aligned(theirs, model_has_prefix).items()}
+
+    def _aligned(self, theirs: dict[str, torch.Tensor], model_has_prefix: bool
+                 ) -> dict[str, tuple[str, torch.Tensor]]:
+        """aligned name -> (name in the checkpoint, tensor)."""
         pre = self.prefix + "."
         has = any(k.startswith(pre) for k in theirs)
         if model_has_prefix and not has:
             # A bare-backbone checkpoint: every key that is not a head key belongs under the prefix.
-            return {(k if self._match_theirs("heads", k) else pre + k): v for k, v in theirs.items()}
+            return {(k if self._match_theirs("heads", k) else pre + k): (k, v) for k, v in theirs.items()}
         if not model_has_prefix and has:
             # A head-model checkpoint loaded as the bare backbone: keep the backbone part; head keys stay as they
             # are and will be reported unused.
-            return {(k[len(pre):] if k.startswith(pre) else k): v for k, v in theirs.items()}
-        return theirs
+            return {(k[len(pre):] if k.startswith(pre) else k): (k, v) for k, v in theirs.items()}
+        return {k: (k, v) for k, v in theirs.items()}
 
     # ---- ours -> HF ------------------------------------------------------------------------------------------
     def to_theirs(self, ours: dict[str, torch.Tensor], *, model_has_prefix: bool) -> dict[str, torch.Tensor]:
@@ -139,6 +143,10 @@ class KeyMap:
     def theirs_name(self, our_key: str, *, model_has_prefix: bool) -> str:
         """The (first) HF name of one of our parameters, for reports."""
         return self._theirs_names(our_key, model_has_prefix)[0][0]
+
+    def theirs_names(self, our_key: str, *, model_has_prefix: bool) -> list[str]:
+        """Every HF name one of our parameters is stored under (q, k and v for a fused projection)."""
+        return self._theirs_names(our_key, model_has_prefix)[0]
 
     def _theirs_names(self, key: str, model_has_prefix: bool) -> tuple[list[str], Rule | None]:
         pre = self.prefix + "." if model_has_prefix else ""
