@@ -352,3 +352,20 @@ def test_100k_character_inputs(folders, text):
     assert slow(text)["input_ids"] == want
     assert fast(text)["input_ids"] == want
     assert slow.decode(want) == text
+
+
+def test_setting_add_bos_token_later(folders):
+    ref = _ref("gpt2", folders["gpt2"])
+    ref.add_bos_token = True
+    for cls in OURS["gpt2"]:
+        tok = cls.from_pretrained(folders["gpt2"])
+        tok.add_bos_token = True
+        assert tok("hello", "there") == ref("hello", "there")
+
+
+def test_decode_never_applies_the_wordpiece_clean_up(trio):
+    """transformers v5 skips clean_up_tokenization_spaces for BPE (it would eat real spaces)."""
+    slow, fast, ref = trio
+    ids = ref("Hello , world . It ' s")["input_ids"]
+    want = ref.decode(ids, clean_up_tokenization_spaces=True)
+    assert slow.decode(ids, clean_up_tokenization_spaces=True) == fast.decode(ids, clean_up_tokenization_spaces=True) == want

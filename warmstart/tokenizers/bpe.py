@@ -129,6 +129,11 @@ class _SlowByteLevelBPE(PreTrainedTokenizer):
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
         return from_byte_chars(tokens, self.errors)
 
+    def clean_up_tokenization(self, text: str) -> str:
+        """No-op, as in transformers v5 for BPE tokenizers: the WordPiece-era clean-up would delete real
+        spaces before punctuation ("a ." -> "a."), which byte-level decoding reproduces exactly."""
+        return text
+
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         return save_bpe_files(self.encoder, self._merges, save_directory, filename_prefix)
 
@@ -198,6 +203,11 @@ class _FastByteLevelBPE(PreTrainedTokenizerFast):
             backend.post_processor = file_post
         return backend
 
+    def clean_up_tokenization(self, text: str) -> str:
+        """No-op, as in transformers v5 for BPE tokenizers: the WordPiece-era clean-up would delete real
+        spaces before punctuation ("a ." -> "a."), which byte-level decoding reproduces exactly."""
+        return text
+
 
 class GPT2TokenizerFast(_GPT2Layout, _FastByteLevelBPE):
     """GPT-2's byte-level BPE tokenizer on `tokenizers` (transformers' `GPT2TokenizerFast`; v5's `GPT2Tokenizer`)."""
@@ -218,6 +228,28 @@ class GPT2TokenizerFast(_GPT2Layout, _FastByteLevelBPE):
                          add_prefix_space=add_prefix_space, add_bos_token=self.add_bos_token,
                          add_eos_token=self.add_eos_token, **kwargs)  # fmt: skip
         if not keep_post:
+            self.update_post_processor()
+        self._ready = True
+
+    # Setting add_bos_token / add_eos_token after construction rebuilds the backend template, as in v5.
+    @property
+    def add_bos_token(self) -> bool:
+        return self._add_bos_token
+
+    @add_bos_token.setter
+    def add_bos_token(self, value: bool) -> None:
+        self._add_bos_token = bool(value)
+        if getattr(self, "_ready", False):
+            self.update_post_processor()
+
+    @property
+    def add_eos_token(self) -> bool:
+        return self._add_eos_token
+
+    @add_eos_token.setter
+    def add_eos_token(self, value: bool) -> None:
+        self._add_eos_token = bool(value)
+        if getattr(self, "_ready", False):
             self.update_post_processor()
 
     def update_post_processor(self) -> None:
