@@ -244,3 +244,17 @@ def test_encoder_states_of_the_wrong_width():
     dec = M.BertGenerationDecoder(BertGenerationConfig(**BG_TINY, is_decoder=True, add_cross_attention=True))
     with pytest.raises(ValueError, match=r"encoder_hidden_states must be \(batch=1, source_length, 32\)"):
         dec(torch.ones(1, 3, dtype=torch.long), encoder_hidden_states=torch.zeros(1, 2, 48))
+
+
+def test_encoder_save_loads_in_transformers(tmp_path):
+    torch.manual_seed(0)
+    ours = M.BertGenerationEncoder(BertGenerationConfig(**BG_TINY)).eval()
+    spread_weights(ours)
+    ours.save_pretrained(tmp_path)
+    hf, info = T.BertGenerationEncoder.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    ids, mask, _ = inputs()
+    real = mask.bool()
+    with torch.no_grad():
+        assert_close(hf.eval()(ids, attention_mask=mask).last_hidden_state[real],
+                     ours(ids, attention_mask=mask).last_hidden_state[real], "encoder save read by transformers")

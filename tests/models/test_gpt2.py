@@ -225,3 +225,17 @@ def test_always_causal_whatever_is_decoder_says(model):
         prefix = model(ids[:, :3]).logits
     assert model.config.is_decoder is False
     assert_close(full[:, :3], prefix, "a prefix does not see later tokens")
+
+
+def test_bare_model_save_loads_in_transformers(tmp_path):
+    torch.manual_seed(0)
+    ours = M.GPT2Model(GPT2Config(**G_TINY, scale_attn_by_inverse_layer_idx=True)).eval()
+    spread_weights(ours)
+    ours.save_pretrained(tmp_path)
+    hf, info = T.GPT2Model.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    ids, mask, _ = inputs()
+    real = mask.bool()
+    with torch.no_grad():
+        assert_close(hf.eval()(ids, attention_mask=mask).last_hidden_state[real],
+                     ours(ids, attention_mask=mask).last_hidden_state[real], "bare save read by transformers")

@@ -190,3 +190,21 @@ def test_length_limit_is_the_table_minus_the_padding_offset(model):
 def test_bad_inputs(model, kw, match):
     with pytest.raises(ValueError, match=match):
         model(**kw)
+
+
+@pytest.mark.parametrize("hf_cls,our_cls,field", [(T.RobertaModel, M.RobertaModel, "last_hidden_state"),
+                                                  (T.RobertaForCausalLM, M.RobertaForCausalLM, "logits")])
+def test_more_saves_load_in_transformers(tmp_path, hf_cls, our_cls, field):
+    torch.manual_seed(0)
+    ours = our_cls(RobertaConfig(**TINY, is_decoder=our_cls is M.RobertaForCausalLM)).eval()
+    spread_weights(ours)
+    ours.save_pretrained(tmp_path)
+    hf, info = hf_cls.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    ids, mask, _ = _inputs()
+    real = mask.bool()
+    with torch.no_grad():
+        a, b = hf.eval()(ids, attention_mask=mask), ours(ids, attention_mask=mask)
+    assert_close(getattr(a, field)[real], getattr(b, field)[real], field)
+    if field == "last_hidden_state":
+        assert_close(a.pooler_output, b.pooler_output, "pooler_output")

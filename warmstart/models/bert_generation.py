@@ -7,12 +7,16 @@ tied to the word embeddings, as in the paper's shared-vocabulary setups.
 """
 from __future__ import annotations
 
+import logging
+
 from ..config import BertGenerationConfig
 from ..nn import Embeddings, LMHead, TransformerStack, run_backbone
 from . import outputs as O
 from .bert import BertPreTrainedModel, _ce, _padding_is_scored
 
 __all__ = ["BertGenerationPreTrainedModel", "BertGenerationEncoder", "BertGenerationDecoder"]
+
+log = logging.getLogger("warmstart")
 
 
 class BertGenerationPreTrainedModel(BertPreTrainedModel):
@@ -68,6 +72,9 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
 
     def __init__(self, config: BertGenerationConfig):
         super().__init__(config)
+        if not config.is_decoder:
+            log.warning("BertGenerationDecoder with is_decoder=False attends in both directions; pass "
+                        "is_decoder=True to use it as a left-to-right decoder")
         self.bert = BertGenerationEncoder(config)
         self.lm_head = LMHead(config.hidden_size, config.vocab_size, transform=False)
         self.post_init()

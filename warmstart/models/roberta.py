@@ -7,6 +7,8 @@ options; the checkpoint prefix is "roberta." and the head's names are "lm_head.*
 """
 from __future__ import annotations
 
+import logging
+
 from ..config import RobertaConfig
 from ..nn import Embeddings, LMHead, Pooler, TransformerStack
 from . import outputs as O
@@ -14,6 +16,8 @@ from .base import PreTrainedModel
 from .bert import BertModel, BertPreTrainedModel, _ce, _padding_is_scored
 
 __all__ = ["RobertaPreTrainedModel", "RobertaModel", "RobertaForCausalLM", "RobertaForMaskedLM"]
+
+log = logging.getLogger("warmstart")
 
 
 class RobertaPreTrainedModel(BertPreTrainedModel):
@@ -63,6 +67,12 @@ class _RobertaLM(RobertaPreTrainedModel):
 
 class RobertaForCausalLM(_RobertaLM):
     """Left-to-right LM; with ``is_decoder`` and ``add_cross_attention`` the decoder of a roberta2roberta."""
+
+    def __init__(self, config: RobertaConfig):
+        if not config.is_decoder:
+            log.warning("RobertaForCausalLM with is_decoder=False attends in both directions; pass "
+                        "is_decoder=True to use it as a left-to-right decoder")
+        super().__init__(config)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,

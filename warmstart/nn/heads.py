@@ -38,6 +38,11 @@ class LMHead(nn.Module):
             self.dense = None
         self.decoder = nn.Linear(hidden_size, vocab_size, bias=bias)
 
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The output bias, where transformers' RoBERTa and BertGeneration heads expose it (``lm_head.bias``)."""
+        return self.decoder.bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dense is not None:
             x = self.norm(self.act(self.dense(x)))
