@@ -52,8 +52,10 @@ def gpt2_split(text: str) -> list[str]:
 # Pieces at most this long are merged with a plain O(n^2) scan, which is faster in Python for the
 # short words that make up almost all text; longer ones go through the heap.
 _SCAN_LIMIT = 48
-# The word cache is cleared when it grows past this many entries, so one huge input cannot pin memory.
+# The word caches are cleared when they grow past this many entries, and pieces longer than
+# _CACHE_MAX_PIECE characters (which hardly ever repeat) are not cached, so memory stays bounded.
 _CACHE_LIMIT = 100_000
+_CACHE_MAX_PIECE = 256
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -220,9 +222,10 @@ class ByteLevelBPE:
             if hit is None:
                 vocab = self.vocab
                 hit = [vocab[t] for t in self.bpe(piece)]
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[piece] = hit
+                if len(piece) <= _CACHE_MAX_PIECE:
+                    if len(cache) >= _CACHE_LIMIT:
+                        cache.clear()
+                    cache[piece] = hit
             ids.extend(hit)
         return ids
 
@@ -236,9 +239,10 @@ class ByteLevelBPE:
         symbols = [c for c in to_byte_chars(piece) if c in vocab]
         if len(symbols) > 1:
             symbols = self._merge_scan(symbols) if len(symbols) <= _SCAN_LIMIT else self._merge_heap(symbols)
-        if len(self._tokens) >= _CACHE_LIMIT:
-            self._tokens.clear()
-        self._tokens[piece] = symbols
+        if len(piece) <= _CACHE_MAX_PIECE:
+            if len(self._tokens) >= _CACHE_LIMIT:
+                self._tokens.clear()
+            self._tokens[piece] = symbols
         return symbols
 
     def _merge_scan(self, symbols: list[str]) -> list[str]:
