@@ -239,3 +239,23 @@ def test_bare_model_save_loads_in_transformers(tmp_path):
     with torch.no_grad():
         assert_close(hf.eval()(ids, attention_mask=mask).last_hidden_state[real],
                      ours(ids, attention_mask=mask).last_hidden_state[real], "bare save read by transformers")
+
+
+def test_gradient_checkpointing_same_grads_and_no_cache():
+    torch.manual_seed(0)
+    a = M.GPT2LMHeadModel(GPT2Config(**G_TINY, add_cross_attention=True)).train()
+    b = M.GPT2LMHeadModel(GPT2Config(**G_TINY, add_cross_attention=True)).train()
+    b.load_state_dict(a.state_dict())
+    b.gradient_checkpointing_enable()
+    ids = torch.randint(0, 99, (2, 8), generator=torch.Generator().manual_seed(1))
+    enc = torch.randn(2, 3, H)
+    la = a(ids, labels=ids, encoder_hidden_states=enc)
+    lb = b(ids, labels=ids, encoder_hidden_states=enc)
+    assert la.past_key_values is not None and lb.past_key_values is None  # a cache would be written twice
+    la.loss.backward()
+    lb.loss.backward()
+    assert_close(la.loss, lb.loss, "loss")
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert_close(p.grad, q.grad, n)
+    with pytest.raises(ValueError, match="gradient checkpointing"):
+        b(ids[:, :1], past_key_values=la.past_key_values)

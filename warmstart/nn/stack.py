@@ -124,6 +124,12 @@ def run_backbone(
 
     is_decoder = config.is_decoder if is_decoder is None else is_decoder
     use_cache = (config.use_cache if use_cache is None else use_cache) and is_decoder
+    if stack.gradient_checkpointing and stack.training and torch.is_grad_enabled():
+        # Recomputing a layer in backward would append its keys/values to the cache a second time.
+        if past_key_values is not None:
+            raise ValueError("past_key_values cannot be used while training with gradient checkpointing (the "
+                             "recomputed layers would write the cache twice); call model.eval() or disable it")
+        use_cache = False
     return_legacy = isinstance(past_key_values, (tuple, list))
     cache = KVCache.from_legacy_cache(past_key_values) if return_legacy else past_key_values
     if cache is None and use_cache:
