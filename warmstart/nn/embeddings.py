@@ -2,7 +2,7 @@
 
 BERT adds word, absolute-position and token-type vectors and normalises; BertGeneration drops token types; RoBERTa
 numbers positions after its padding index; GPT-2 does not normalise and, having no segment table, looks segment ids
-up in its word table (as OpenAI's code did). One module, options.
+up in its word table (transformers' convention, kept from the original GPT). One module, options.
 """
 from __future__ import annotations
 
