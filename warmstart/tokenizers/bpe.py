@@ -19,7 +19,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
 from .base_fast import PreTrainedTokenizerFast, load_backend
 from .base_slow import PreTrainedTokenizer
-from .bpe_model import VOCAB_FILES_NAMES, ByteLevelBPE, from_byte_chars, load_bpe, save_bpe_files
+from .bpe_model import (
+    BYTE_DECODER, BYTE_ENCODER, VOCAB_FILES_NAMES, ByteLevelBPE, from_byte_chars, load_bpe, save_bpe_files,
+)  # fmt: skip
 
 __all__ = ["GPT2Tokenizer", "GPT2TokenizerFast", "RobertaTokenizer", "RobertaTokenizerFast"]
 
@@ -93,6 +95,7 @@ class _SlowByteLevelBPE(PreTrainedTokenizer):
         self.bpe_ranks = {pair: rank for rank, pair in enumerate(merges)}
         self._merges = merges
         self._bpe = ByteLevelBPE(vocab, merges)
+        self.byte_encoder, self.byte_decoder = BYTE_ENCODER, BYTE_DECODER  # v4 attribute names
         self.errors = errors
         self.add_prefix_space = add_prefix_space
         super().__init__(errors=errors, add_prefix_space=add_prefix_space, **kwargs)
