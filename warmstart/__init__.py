@@ -9,7 +9,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "warmstart.config": ["PretrainedConfig", "BertConfig", "AutoConfig"],
+    "warmstart.config": ["PretrainedConfig", "BertConfig", "AutoConfig", "BertGenerationConfig", "RobertaConfig",
+                         "GPT2Config"],
     "warmstart.models": [
         "BertModel", "BertForPreTraining", "BertLMHeadModel", "BertForMaskedLM", "BertForNextSentencePrediction",
         "BertForSequenceClassification", "BertForMultipleChoice", "BertForTokenClassification",
@@ -17,6 +18,9 @@ _EXPORTS = {
         "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
         "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice", "AutoModelForPreTraining",
         "AutoModelForNextSentencePrediction",
+        "BertGenerationEncoder", "BertGenerationDecoder", "BertGenerationPreTrainedModel", "RobertaModel",
+        "RobertaForCausalLM", "RobertaForMaskedLM", "RobertaPreTrainedModel", "GPT2Model", "GPT2LMHeadModel",
+        "GPT2PreTrainedModel",
     ],
     "warmstart.models.base": ["PreTrainedModel"],
     "warmstart.models.encoder_decoder": ["EncoderDecoderModel", "EncoderDecoderConfig"],

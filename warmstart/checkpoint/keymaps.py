@@ -140,10 +140,6 @@ class KeyMap:
                 out[name] = (piece.t() if rule is not None and rule.transpose else piece).contiguous()
         return out
 
-    def theirs_name(self, our_key: str, *, model_has_prefix: bool) -> str:
-        """The (first) HF name of one of our parameters, for reports."""
-        return self._theirs_names(our_key, model_has_prefix)[0][0]
-
     def theirs_names(self, our_key: str, *, model_has_prefix: bool) -> list[str]:
         """Every HF name one of our parameters is stored under (q, k and v for a fused projection)."""
         return self._theirs_names(our_key, model_has_prefix)[0]

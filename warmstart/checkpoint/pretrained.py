@@ -126,7 +126,7 @@ def load_into(model, theirs: dict[str, torch.Tensor], *, source: str = "state_di
     pre = model.base_model_prefix + "."
     required = [k for k in missing if not any(fnmatch.fnmatchcase(k.removeprefix(pre), p) for p in model.new_weights_ok)]
     if required:
-        names = [keymap.theirs_name(k, model_has_prefix=has_prefix) for k in required]
+        names = [n for k in required for n in keymap.theirs_names(k, model_has_prefix=has_prefix)]
         raise LoadingError(
             f"{source} lacks {len(names)} weight(s) that {type(model).__name__} needs: {_short(names)}. Does the "
             "config match the checkpoint (num_hidden_layers, position_embedding_type...)?")
@@ -136,7 +136,7 @@ def load_into(model, theirs: dict[str, torch.Tensor], *, source: str = "state_di
             params[key].copy_(tensor)
     model.tie_weights()
 
-    missing_hf = [keymap.theirs_name(k, model_has_prefix=has_prefix) for k in missing]
+    missing_hf = [n for k in missing for n in keymap.theirs_names(k, model_has_prefix=has_prefix)]
     if missing_hf:
         log.warning("%s: newly initialised weights of %s (train them before use): %s", source,
                     type(model).__name__, _short(missing_hf))
