@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 
 import warmstart as W
 from parity import TINY, assert_close, spread_weights
+from warmstart.checkpoint.composite import export_composite_state_dict
 from warmstart.checkpoint.pretrained import LoadingError
 from warmstart.models.encoder_decoder import EncoderDecoderConfig, EncoderDecoderModel
 
@@ -251,3 +252,30 @@ def test_loading_options_and_errors(tmp_path, minilm_dir):
         EncoderDecoderModel.from_pretrained(tmp_path / "hf", no_such_option=1)
     with pytest.raises(LoadingError, match="holds a 'bert' model, not an encoder-decoder"):
         EncoderDecoderModel.from_pretrained(minilm_dir)
+
+
+SOURCES = {  # (encoder checkpoint, decoder checkpoint) as the hub publishes them: bare models, GPT-2 with its head
+    "bert2bert": lambda: (T.BertModel(T.BertConfig(**TINY)), T.BertModel(T.BertConfig(**TINY))),
+    "roberta2roberta": lambda: (T.RobertaModel(T.RobertaConfig(**TINY, pad_token_id=1)),
+                                T.RobertaModel(T.RobertaConfig(**TINY, pad_token_id=1))),
+    "bert2gpt2": lambda: (T.BertModel(T.BertConfig(**TINY)),
+                          T.GPT2LMHeadModel(T.GPT2Config(vocab_size=99, n_embd=48, n_layer=2, n_head=4, n_positions=64))),
+}
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_warm_start_matches_transformers_weight_for_weight(tmp_path, name):
+    torch.manual_seed(0)
+    enc, dec = SOURCES[name]()
+    enc.save_pretrained(tmp_path / "enc")
+    dec.save_pretrained(tmp_path / "dec")
+    ours = EncoderDecoderModel.from_encoder_decoder_pretrained(tmp_path / "enc", tmp_path / "dec")
+    ref = T.EncoderDecoderModel.from_encoder_decoder_pretrained(str(tmp_path / "enc"), str(tmp_path / "dec"))
+    ref.save_pretrained(tmp_path / "ref")
+    mine, theirs = export_composite_state_dict(ours), load_file(tmp_path / "ref" / "model.safetensors")
+    fresh = ("crossattention", "crossattn", "enc_to_dec_proj", "cls.predictions", "lm_head", "ln_cross_attn", "q_attn")
+    assert set(mine) == set(theirs), sorted(set(mine) ^ set(theirs))  # the keys transformers writes
+    for key, value in mine.items():
+        if not any(f in key for f in fresh):  # newly initialised on both sides: random, not comparable
+            assert torch.equal(value, theirs[key]), key
+    assert ours.config.decoder.is_decoder and ours.config.decoder.add_cross_attention
