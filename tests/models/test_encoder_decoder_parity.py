@@ -183,3 +183,16 @@ def test_reorder_cache_follows_beams(tmp_path, legacy):
         ref = ours(input_ids=ids[order], attention_mask=mask[order],
                    decoder_input_ids=torch.cat([dec[order], nxt], 1)).logits[:, -1:]
     assert_close(step, ref, "step after reordering the cache")
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_labels_padded_with_the_pad_id_are_scored(tmp_path, name):
+    # Labels padded with pad_token_id (not -100) are scored where the derived decoder mask hides the input: those
+    # positions must be computed, not skipped as padding.
+    hf, ours = _pair(tmp_path, name)
+    ids, mask, labels = _batch(hf.config.encoder.pad_token_id or 0)
+    labels[1, 3:] = hf.config.pad_token_id
+    a = hf(input_ids=ids, attention_mask=mask, labels=labels)
+    b = ours(input_ids=ids, attention_mask=mask, labels=labels)
+    assert_close(a.loss, b.loss, "loss")
+    assert_close(a.logits, b.logits, "logits (every position)")

