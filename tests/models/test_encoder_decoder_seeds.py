@@ -5,8 +5,8 @@ import torch
 import transformers as T
 
 from parity import assert_close
-from warmstart import BertTokenizer, EncoderDecoderConfig, EncoderDecoderModel
-from warmstart.models import BertGenerationDecoder, BertGenerationEncoder
+from warmstart import (BertGenerationDecoder, BertGenerationEncoder, BertTokenizer, EncoderDecoderConfig,
+                       EncoderDecoderModel)
 
 ARTICLE = ("The tower is 324 metres (1,063 ft) tall, about the same height as an 81-storey building, and the tallest "
            "structure in Paris. Its base is square, measuring 125 metres (410 ft) on each side.")
