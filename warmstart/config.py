@@ -459,6 +459,9 @@ class AutoConfig:
 
 
 def _config_class(model_type: Any, where: str) -> type[PretrainedConfig]:
+    if model_type == "encoder-decoder" and model_type not in CONFIG_REGISTRY:
+        # The composite config lives beside its model and registers itself when first imported.
+        from .models import encoder_decoder_config  # noqa: F401
     if model_type not in CONFIG_REGISTRY:
         raise ConfigError(
             f"unknown model_type {model_type!r} in {where}; warmstart knows {sorted(CONFIG_REGISTRY)}"

@@ -87,3 +87,15 @@ def test_from_encoder_decoder_configs_needs_configs():
 def test_loading_a_single_model_config_is_refused(tmp_path, minilm_dir):
     with pytest.raises(ConfigError, match="holds a 'bert' config, not an encoder-decoder one"):
         EncoderDecoderConfig.from_pretrained(minilm_dir)
+
+
+def test_auto_config_knows_encoder_decoder_without_importing_the_model(tmp_path):
+    import subprocess
+    import sys
+
+    EncoderDecoderConfig.from_encoder_decoder_configs(W.BertConfig(**SMALL), W.BertConfig(**SMALL)).save_pretrained(
+        tmp_path)
+    code = (f"import warmstart; c = warmstart.AutoConfig.from_pretrained({str(tmp_path)!r}); "
+            "print(type(c).__name__, c.decoder.add_cross_attention)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["EncoderDecoderConfig", "True"], out.stderr[-500:]
