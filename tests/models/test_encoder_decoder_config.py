@@ -84,7 +84,7 @@ def test_from_encoder_decoder_configs_needs_configs():
         EncoderDecoderConfig.from_encoder_decoder_configs(W.BertConfig(), {"model_type": "bert"})
 
 
-def test_loading_a_single_model_config_is_refused(tmp_path, minilm_dir):
+def test_loading_a_single_model_config_is_refused(minilm_dir):
     with pytest.raises(ConfigError, match="holds a 'bert' config, not an encoder-decoder one"):
         EncoderDecoderConfig.from_pretrained(minilm_dir)
 

@@ -108,8 +108,8 @@ def _compute_padding(model: nn.Module, needed: bool):
 
 
 def _take_prefixed(kwargs: dict[str, Any], prefix: str, keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    taken = {k[len(prefix):]: kwargs.pop(k) for k in list(kwargs) if k.startswith(prefix) and k not in keep}
-    return taken
+    """Pop ``prefix``-named arguments out of kwargs, returned without the prefix (``keep`` names stay)."""
+    return {k[len(prefix):]: kwargs.pop(k) for k in list(kwargs) if k.startswith(prefix) and k not in keep}
 
 
 class EncoderDecoderModel(PreTrainedModel):
