@@ -17,7 +17,7 @@ _EXPORTS = {
         "BertForQuestionAnswering", "BertPreTrainedModel", "AutoModel", "AutoModelForMaskedLM",
         "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
         "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice", "AutoModelForPreTraining",
-        "AutoModelForNextSentencePrediction",
+        "AutoModelForNextSentencePrediction", "AutoModelForSeq2SeqLM",
         "BertGenerationEncoder", "BertGenerationDecoder", "BertGenerationPreTrainedModel", "RobertaModel",
         "RobertaForCausalLM", "RobertaForMaskedLM", "RobertaPreTrainedModel", "GPT2Model", "GPT2LMHeadModel",
         "GPT2PreTrainedModel",

@@ -279,3 +279,13 @@ def test_warm_start_matches_transformers_weight_for_weight(tmp_path, name):
         if not any(f in key for f in fresh):  # newly initialised on both sides: random, not comparable
             assert torch.equal(value, theirs[key]), key
     assert ours.config.decoder.is_decoder and ours.config.decoder.add_cross_attention
+
+
+def test_auto_model_for_seq2seq_lm_loads_an_encoder_decoder_folder(tmp_path):
+    import warmstart as W
+    from parity import TINY
+
+    enc = W.BertModel(W.BertConfig(**TINY))
+    dec = W.BertLMHeadModel(W.BertConfig(**TINY, is_decoder=True, add_cross_attention=True))
+    W.EncoderDecoderModel(encoder=enc, decoder=dec).save_pretrained(tmp_path)
+    assert type(W.AutoModelForSeq2SeqLM.from_pretrained(tmp_path)) is W.EncoderDecoderModel

@@ -8,7 +8,8 @@ from ..config import AutoConfig, PretrainedConfig
 
 __all__ = ["register_model", "AutoModel", "AutoModelForMaskedLM", "AutoModelForCausalLM",
            "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "AutoModelForQuestionAnswering",
-           "AutoModelForMultipleChoice", "AutoModelForPreTraining", "AutoModelForNextSentencePrediction"]
+           "AutoModelForMultipleChoice", "AutoModelForPreTraining", "AutoModelForNextSentencePrediction",
+           "AutoModelForSeq2SeqLM"]
 
 # task -> model_type -> class
 _REGISTRY: dict[str, dict[str, type]] = {}
@@ -61,3 +62,4 @@ AutoModelForQuestionAnswering = _auto("AutoModelForQuestionAnswering", "question
 AutoModelForMultipleChoice = _auto("AutoModelForMultipleChoice", "multiple-choice")
 AutoModelForPreTraining = _auto("AutoModelForPreTraining", "pretraining")
 AutoModelForNextSentencePrediction = _auto("AutoModelForNextSentencePrediction", "next-sentence-prediction")
+AutoModelForSeq2SeqLM = _auto("AutoModelForSeq2SeqLM", "seq2seq-lm")

@@ -159,12 +159,13 @@ class Attention(nn.Module):
         b, t, _ = qkv.shape
         # (B, T, 3*H*D) -> 3 x (B, H, T, D)
         qkv = qkv.view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return qkv[0], qkv[1], qkv[2]
+        # unbind, not indexing: indexing's backward zero-fills and accumulates a full-size buffer per slice.
+        return qkv.unbind(0)
 
     def _split_kv(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, s, _ = enc.shape
         kv = self.kv(enc).view(b, s, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return kv[0], kv[1]
+        return kv.unbind(0)
 
     def _relative_scores(self, q: torch.Tensor, k: torch.Tensor, past: int) -> torch.Tensor:
         t, s = q.shape[2], k.shape[2]
