@@ -12,6 +12,7 @@ from torch import nn
 
 from ..config import BertConfig
 from ..nn import Embeddings, LMHead, Pooler, TransformerStack, run_backbone
+from ..nn.dropout import Dropout
 from . import outputs as O
 from .base import PreTrainedModel
 
@@ -206,7 +207,7 @@ class _Classifier(BertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=pooling)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, n_out)
         self.post_init()
 

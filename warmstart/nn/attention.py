@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import KVCache
+from .dropout import dropout as dropout_fn
 from .packing import Packing
 
 __all__ = ["Attention"]
@@ -101,30 +102,32 @@ class Attention(nn.Module):
             rel = self._relative_scores(q, k, past) * self.scale  # (B, H, T, S)
             mask = rel if mask is None else mask + rel
 
-        dropout = self.dropout if self.training else 0.0
-        if need_weights or head_mask is not None:
-            scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale  # (B, H, T, S)
-            if causal:
-                mask = _causal_additive(t, s, past, q.dtype, q.device)
-            if mask is not None:
-                scores = scores + mask
-            probs = torch.softmax(scores, dim=-1)
-            probs = F.dropout(probs, dropout, self.training)
-            if head_mask is not None:
-                probs = probs * head_mask
-            y = torch.matmul(probs, v)
-        else:
-            probs = None
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal,
-                                               scale=self.scale)
+        y, probs = self._attend(q, k, v, mask, causal, past, need_weights, head_mask)
         b = y.shape[0]
         y = y.transpose(1, 2).reshape(b, t, -1)  # (B, T, C)
         return self.out(y), probs
 
+    def _attend(self, q, k, v, mask, causal, past=0, need_weights=False, head_mask=None):
+        """(B, H, T, D) queries over (B, H, S, D) keys/values -> (B, H, T, D), and the probabilities if asked."""
+        dropout = self.dropout if self.training else 0.0
+        # SDPA unless the probabilities are needed, rescaled, or dropped out (its CPU dropout is slow; ours is
+        # cheaper, see nn.dropout).
+        if not (need_weights or head_mask is not None or dropout > 0.0):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=self.scale), None
+        scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale  # (B, H, T, S)
+        if causal:
+            mask = _causal_additive(q.shape[2], k.shape[2], past, q.dtype, q.device)
+        if mask is not None:
+            scores = scores + mask
+        probs = torch.softmax(scores, dim=-1)
+        kept = dropout_fn(probs, dropout, self.training)
+        if head_mask is not None:
+            kept = kept * head_mask
+        return torch.matmul(kept, v), (kept if need_weights else None)
+
     def _packed(self, x, packing: Packing, kv_input, enc_mask, causal, cache, layer_idx) -> torch.Tensor:
         """x: (N, C) real tokens of right-padded rows; attention runs per row on its own span."""
         n, h, d = x.shape[0], self.num_heads, self.head_dim
-        dropout = self.dropout if self.training else 0.0
         if self.cross:
             q = self.q(x).view(n, h, d)
             if cache is not None and cache.has_cross(layer_idx):
@@ -150,8 +153,7 @@ class Attention(nn.Module):
                     if causal:
                         mi = mi + _causal_additive(e - s, e - s, 0, qi.dtype, qi.device)
                     is_causal = False
-            y = F.scaled_dot_product_attention(qi, ki, vi, attn_mask=mi, dropout_p=dropout,
-                                               is_causal=is_causal and e - s > 1, scale=self.scale)
+            y, _ = self._attend(qi, ki, vi, mi, is_causal and e - s > 1)
             outs.append(y[0].transpose(0, 1))  # (L, H, D)
         return self.out(torch.cat(outs).reshape(n, h * d))
 

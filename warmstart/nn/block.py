@@ -13,6 +13,7 @@ from torch import nn
 from .activations import get_activation
 from .attention import Attention
 from .cache import KVCache
+from .dropout import Dropout
 from .packing import Packing
 
 __all__ = ["Block", "LayerInputs", "MLP"]
@@ -63,7 +64,7 @@ class Block(nn.Module):
             self.cross_attn = self.cross_norm = None
         self.mlp = MLP(c.hidden_size, c.intermediate_size or 4 * c.hidden_size, c.hidden_act, bias=bias)
         self.mlp_norm = nn.LayerNorm(c.hidden_size, eps=eps)
-        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.dropout = Dropout(c.hidden_dropout_prob)
         self.chunk_size = getattr(c, "chunk_size_feed_forward", 0)
 
     def forward(self, x: torch.Tensor, inp: LayerInputs, head_mask: torch.Tensor | None = None):

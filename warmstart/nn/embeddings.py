@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 __all__ = ["Embeddings", "check_ids"]
 
 
@@ -47,7 +49,7 @@ class Embeddings(nn.Module):
             max_positions, hidden_size, padding_idx=pad_token_id if position_offset_from_padding else None)
         self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size else None
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if norm else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         # With relative position attention the absolute table is kept (checkpoints carry it) but not added.
         self.add_positions = add_positions
         # RoBERTa: positions count only non-pad tokens and start after the padding index.
