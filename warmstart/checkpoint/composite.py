@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..config import CONFIG_NAME
+from ..generation.mixin import attach_generation_config
 from .hub import resolve_model_dir
 from .io import load_state_dict
 from .keymaps import KEYMAPS
@@ -172,5 +173,6 @@ def load_composite(cls, path_or_repo_id, *model_args: Any, **kwargs: Any):
     if target is not None:
         model.to(target)
         model.config.dtype = str(target).replace("torch.", "")
+    attach_generation_config(model, folder)
     model.eval()
     return (model, info) if output_loading_info else model

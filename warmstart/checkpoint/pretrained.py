@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..config import CONFIG_NAME, PretrainedConfig
+from ..generation.mixin import attach_generation_config
 from .hub import resolve_model_dir
 from .io import atomic_save, load_state_dict, save_state_dict
 from .keymaps import KEYMAPS, normalize_legacy_names
@@ -69,6 +70,7 @@ def load_pretrained(cls, path_or_repo_id, *model_args, **kwargs):
     if target is not None:
         model.to(target)
         model.config.dtype = str(target).replace("torch.", "")
+    attach_generation_config(model, folder)
     model.eval()  # as transformers: a loaded model is ready for inference
     return (model, info) if output_loading_info else model
 

@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 from ..config import PretrainedConfig
+from ..generation.mixin import GenerationMixin
 
 __all__ = ["PreTrainedModel"]
 
 
-class PreTrainedModel(nn.Module):
+class PreTrainedModel(nn.Module, GenerationMixin):
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     # Attribute holding the bare backbone inside head models ("bert" for BertFor*); "" for the backbone itself.
     base_model_prefix: ClassVar[str] = ""

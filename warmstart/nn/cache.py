@@ -68,9 +68,10 @@ class KVCache:
         self.cross_k[layer_idx], self.cross_v[layer_idx] = k, v
 
     # ---- beam search and housekeeping -----------------------------------------------------------------------
-    def reorder_cache(self, beam_idx: torch.Tensor) -> "KVCache":
-        """Keep rows ``beam_idx`` of every cached tensor (beam search picks parents each step)."""
-        for store in (self._k, self._v, self.cross_k, self.cross_v):
+    def reorder_cache(self, beam_idx: torch.Tensor, *, cross: bool = True) -> "KVCache":
+        """Keep rows ``beam_idx`` of every cached tensor (beam search picks parents each step). ``cross=False``
+        leaves the cross-attention K/V alone: valid when every row's parent reads the same encoder output."""
+        for store in (self._k, self._v) + ((self.cross_k, self.cross_v) if cross else ()):
             for i, t in enumerate(store):
                 if t is not None:
                     store[i] = t.index_select(0, beam_idx.to(t.device))

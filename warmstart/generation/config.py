@@ -1,0 +1,309 @@
+"""GenerationConfig: every knob of ``generate()``, read from and written to generation_config.json.
+
+Defaults are v4's (max_length=20, num_beams=1, top_k=50, ...), the values the seeds' examples assume. A config
+remembers which fields were set explicitly (by the constructor, a JSON file, ``update`` or plain assignment), which
+is how ``generate()`` tells "the user asked for max_length=20" from "nobody said anything" (then it generates 20
+*new* tokens, as transformers does).
+
+JSON is transformers' format: only values that differ from the defaults are written, and a file written by
+transformers (which leaves unset fields out) loads here unchanged. Unknown keys are kept as attributes.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["GenerationConfig", "GENERATION_CONFIG_NAME"]
+
+GENERATION_CONFIG_NAME = "generation_config.json"
+
+# name -> v4 default. Order groups related fields; it is also the order of to_dict().
+DEFAULTS: dict[str, Any] = {
+    # length
+    "max_length": 20, "max_new_tokens": None, "min_length": 0, "min_new_tokens": None, "early_stopping": False,
+    "max_time": None, "stop_strings": None,
+    # strategy
+    "do_sample": False, "num_beams": 1, "num_beam_groups": 1, "diversity_penalty": 0.0, "use_cache": True,
+    # logits manipulation
+    "temperature": 1.0, "top_k": 50, "top_p": 1.0, "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0, "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "length_penalty": 1.0,
+    "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "sequence_bias": None,
+    "renormalize_logits": False, "forced_bos_token_id": None, "forced_eos_token_id": None,
+    "remove_invalid_values": False, "exponential_decay_length_penalty": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    # outputs
+    "num_return_sequences": 1, "output_attentions": False, "output_hidden_states": False, "output_scores": False,
+    "output_logits": False, "return_dict_in_generate": False,
+    # special tokens
+    "pad_token_id": None, "bos_token_id": None, "eos_token_id": None, "decoder_start_token_id": None,
+}
+
+# transformers fields for strategies this library does not implement: setting one is refused by generate() with a
+# clear message instead of being silently ignored. Values listed are the "off" values.
+UNSUPPORTED: dict[str, tuple[Any, ...]] = {
+    "penalty_alpha": (None, 0, 0.0), "guidance_scale": (None, 1, 1.0), "constraints": (None,),
+    "force_words_ids": (None,), "watermarking_config": (None,), "dola_layers": (None,), "top_h": (None,),
+    "prompt_lookup_num_tokens": (None,), "assistant_early_exit": (None,), "token_healing": (None, False),
+    "low_memory": (None, False), "use_mtp": (None, False),
+}
+# transformers fields that only tune its own machinery (cache classes, compilation, assistants): accepted and
+# ignored, so generation_config.json files of real checkpoints load.
+IGNORED = ("cache_implementation", "cache_config", "max_cache_len", "compile_config", "disable_compile",
+           "is_assistant", "num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold",
+           "assistant_lookbehind", "target_lookbehind", "assistant_ensemble_weight", "speculation_type",
+           "max_matching_ngram_size", "prefill_chunk_size", "continuous_batching_config")
+
+# Fields a model config may carry (v4 stored generation defaults in config.json).
+MODEL_CONFIG_FIELDS = tuple(DEFAULTS)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _token_ids(v: Any) -> bool:
+    return _is_int(v) and v >= 0 or isinstance(v, (list, tuple)) and len(v) > 0 and all(
+        _is_int(t) and t >= 0 for t in v)
+
+
+class GenerationConfig:
+    """Parameters of one ``generate()`` call (see DEFAULTS for the fields and their defaults)."""
+
+    def __init__(self, **kwargs: Any):
+        object.__setattr__(self, "_explicit", set())
+        object.__setattr__(self, "_from_model_config", bool(kwargs.pop("_from_model_config", False)))
+        object.__setattr__(self, "_frozen_hash", None)
+        kwargs.pop("transformers_version", None)
+        kwargs.pop("_commit_hash", None)
+        kwargs.pop("_original_object_hash", None)
+        for name, default in DEFAULTS.items():
+            object.__setattr__(self, name, copy.deepcopy(default))
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+        self.validate()
+        if self._from_model_config:
+            self._freeze()  # derived from a model config: follows that config until edited (see GenerationMixin)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            self._explicit.add(name)
+        object.__setattr__(self, name, value)
+
+    def is_set(self, name: str) -> bool:
+        """True when ``name`` was given explicitly rather than left at its default."""
+        return name in self._explicit
+
+    # ---- validation -------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every field on its own (combinations that depend on the model are checked by generate())."""
+        def bad(name: str, want: str) -> ValueError:
+            return ValueError(f"GenerationConfig.{name} must be {want}, got {getattr(self, name)!r}")
+
+        for name in ("max_length", "max_new_tokens"):
+            v = getattr(self, name)
+            if v is not None and (not _is_int(v) or v < 1):
+                raise bad(name, "a positive integer")
+        for name in ("min_length", "min_new_tokens", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size"):
+            v = getattr(self, name)
+            if v is not None and (not _is_int(v) or v < 0):
+                raise bad(name, "an integer >= 0")
+        for name in ("num_beams", "num_beam_groups", "num_return_sequences"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 1:
+                raise bad(name, "an integer >= 1")
+        if not _is_int(self.top_k) or self.top_k < 0:
+            raise bad("top_k", "an integer >= 0 (0 disables top-k filtering)")
+        if not _is_number(self.temperature) or self.temperature <= 0:
+            raise bad("temperature", "a number > 0 (for greedy decoding use do_sample=False, not temperature=0)")
+        for name in ("top_p", "typical_p"):
+            v = getattr(self, name)
+            if not _is_number(v) or not 0 < v <= 1:
+                raise bad(name, "a number in (0, 1]")
+        if self.min_p is not None and (not _is_number(self.min_p) or not 0 <= self.min_p <= 1):
+            raise bad("min_p", "None or a number in [0, 1]")
+        for name in ("epsilon_cutoff", "eta_cutoff"):
+            v = getattr(self, name)
+            if not _is_number(v) or not 0 <= v < 1:
+                raise bad(name, "a number in [0, 1) (0 disables it)")
+        for name in ("repetition_penalty", "encoder_repetition_penalty"):
+            v = getattr(self, name)
+            if not _is_number(v) or v <= 0:
+                raise bad(name, "a number > 0 (1.0 means no penalty)")
+        for name in ("length_penalty", "diversity_penalty"):
+            if not _is_number(getattr(self, name)):
+                raise bad(name, "a number")
+        if self.early_stopping not in (True, False, "never"):
+            raise bad("early_stopping", "True, False or 'never'")
+        if self.max_time is not None and (not _is_number(self.max_time) or self.max_time <= 0):
+            raise bad("max_time", "None or a number of seconds > 0")
+        if self.stop_strings is not None:
+            strings = [self.stop_strings] if isinstance(self.stop_strings, str) else self.stop_strings
+            if not isinstance(strings, (list, tuple)) or not strings or not all(
+                    isinstance(s, str) and s for s in strings):
+                raise bad("stop_strings", "a non-empty string or a non-empty list of non-empty strings")
+        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id", "forced_bos_token_id"):
+            v = getattr(self, name)
+            if v is not None and (not _is_int(v) or v < 0):
+                raise bad(name, "None or a token id (an integer >= 0)")
+        for name in ("eos_token_id", "forced_eos_token_id"):
+            v = getattr(self, name)
+            if v is not None and not _token_ids(v):
+                raise bad(name, "None, a token id or a non-empty list of token ids")
+        for name in ("suppress_tokens", "begin_suppress_tokens"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (list, tuple)) and all(_is_int(t) and t >= 0 for t in v)):
+                raise bad(name, "None or a list of token ids")
+        if self.bad_words_ids is not None and not (
+                isinstance(self.bad_words_ids, (list, tuple)) and self.bad_words_ids
+                and all(_token_ids(list(seq)) if isinstance(seq, (list, tuple)) else False
+                        for seq in self.bad_words_ids)):
+            raise bad("bad_words_ids", "a non-empty list of non-empty lists of token ids, e.g. [[42], [7, 8]]")
+        if self.sequence_bias is not None:
+            items = self.sequence_bias.items() if isinstance(self.sequence_bias, dict) else self.sequence_bias
+            try:
+                ok = all(_token_ids(list(seq)) and _is_number(b) for seq, b in items)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok or not self.sequence_bias:
+                raise bad("sequence_bias", "a list of [token_ids, bias] pairs (or a dict token_tuple -> bias)")
+        if self.exponential_decay_length_penalty is not None:
+            v = self.exponential_decay_length_penalty
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and _is_int(v[0]) and v[0] >= 0
+                    and _is_number(v[1]) and v[1] >= 1):
+                raise bad("exponential_decay_length_penalty", "a pair (start_index >= 0, decay_factor >= 1.0)")
+        if self.num_beams % self.num_beam_groups:
+            raise ValueError(f"GenerationConfig.num_beams ({self.num_beams}) must be a multiple of num_beam_groups "
+                             f"({self.num_beam_groups})")
+        if self.num_beam_groups > 1 and self.do_sample:
+            raise ValueError("diverse beam search (num_beam_groups > 1) cannot sample: set do_sample=False")
+        if self.num_return_sequences > 1:
+            if self.num_beams == 1 and not self.do_sample:
+                raise ValueError(f"num_return_sequences={self.num_return_sequences} needs several candidates: greedy "
+                                 "decoding returns one sequence per input; use num_beams > 1 or do_sample=True")
+            if self.num_beams > 1 and self.num_return_sequences > self.num_beams:
+                raise ValueError(f"num_return_sequences ({self.num_return_sequences}) must be <= num_beams "
+                                 f"({self.num_beams}): beam search keeps only num_beams hypotheses")
+
+    # ---- dict / JSON ------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: copy.deepcopy(v) for k, v in vars(self).items() if not k.startswith("_")}
+        if self._from_model_config:
+            out["_from_model_config"] = True
+        return out
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """Only what differs from the defaults (transformers' on-disk format)."""
+        return {k: v for k, v in self.to_dict().items() if k not in DEFAULTS or DEFAULTS[k] != v}
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        data = self.to_diff_dict() if use_diff else self.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
+        Path(path).write_text(self.to_json_string(use_diff=use_diff), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> "GenerationConfig":
+        return cls(**{**data, **kwargs})
+
+    def save_pretrained(self, save_directory: str | os.PathLike, config_file_name: str | None = None) -> None:
+        folder = Path(save_directory)
+        if folder.is_file():
+            raise NotADirectoryError(f"save_pretrained needs a folder, but {folder} is a file")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.validate()
+        self.to_json_file(folder / (config_file_name or GENERATION_CONFIG_NAME))
+
+    def save_pretrained_into(self, folder: Path) -> None:
+        """Hook for model.save_pretrained, which writes every file of a checkpoint into one temporary folder."""
+        self.to_json_file(Path(folder) / GENERATION_CONFIG_NAME)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name: str | os.PathLike, config_file_name: str | None = None,
+                        **kwargs: Any) -> "GenerationConfig":
+        name = config_file_name or GENERATION_CONFIG_NAME
+        path = Path(pretrained_model_name)
+        if path.is_dir():
+            path = path / name
+        elif not path.is_file():
+            from ..checkpoint.hub import resolve_model_dir
+
+            path = Path(resolve_model_dir(str(pretrained_model_name))) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"no {name} in {path.parent}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data, **kwargs)
+
+    @classmethod
+    def from_model_config(cls, model_config) -> "GenerationConfig":
+        """v4's bridge: generation fields stored on the model config (``model.config.num_beams = 4``...) become
+        defaults; an encoder-decoder's decoder config fills whatever the composite config leaves unset."""
+        def fields_of(config) -> dict[str, Any]:
+            found = {}
+            for name in MODEL_CONFIG_FIELDS:
+                try:
+                    value = getattr(config, name)
+                except AttributeError:
+                    continue
+                if value is not None:
+                    found[name] = value
+            return found
+
+        values = fields_of(model_config)
+        decoder = getattr(model_config, "decoder", None)
+        if decoder is not None and not isinstance(decoder, (dict, str)):
+            for name, value in fields_of(decoder).items():
+                if name not in values or values[name] == DEFAULTS[name]:
+                    values[name] = value
+        # A value equal to the default does not count as "set" (v4 configs serialised every default).
+        config = cls(_from_model_config=True)
+        for name, value in values.items():
+            if value != DEFAULTS[name]:
+                setattr(config, name, value)
+        config.validate()
+        config._freeze()
+        return config
+
+    def _freeze(self) -> None:
+        """Remember the current content, to tell later whether the user edited this object."""
+        object.__setattr__(self, "_frozen_hash", self.to_json_string(use_diff=False))
+
+    def _edited(self) -> bool:
+        return self._frozen_hash != self.to_json_string(use_diff=False)
+
+    # ---- updates ---------------------------------------------------------------------------------------------
+    def update(self, **kwargs: Any) -> dict[str, Any]:
+        """Set the known fields among kwargs; return the others (transformers' contract)."""
+        known = set(DEFAULTS) | set(UNSUPPORTED) | set(IGNORED) | {k for k in vars(self) if not k.startswith("_")}
+        unused = {}
+        for key, value in kwargs.items():
+            if key in known:
+                setattr(self, key, value)
+            else:
+                unused[key] = value
+        self.validate()
+        return unused
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GenerationConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"GenerationConfig {self.to_json_string()}"
+
+    def __deepcopy__(self, memo: dict) -> "GenerationConfig":
+        new = object.__new__(GenerationConfig)
+        for key, value in vars(self).items():
+            object.__setattr__(new, key, copy.deepcopy(value, memo))
+        return new

@@ -1,0 +1,78 @@
+"""GenerationMixin: what public models gain from the generation package — ``generate()`` and ``generation_config``.
+
+Models hold no decoding code: ``model.generate(...)`` forwards to ``warmstart.generation.generate``. The module
+imports nothing from the rest of the package at load time, so models can inherit it without an import cycle.
+
+``model.generation_config`` follows v4: unless a generation_config.json was loaded or the object was edited, it is
+derived from ``model.config`` on every access, so the classic recipe ``model.config.num_beams = 4`` (or
+``decoder_start_token_id``, ``max_length``, ``no_repeat_ngram_size``...) takes effect. Assigning a GenerationConfig,
+or editing the returned one, makes it the explicit configuration from then on.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["GenerationMixin", "ALWAYS_CAUSAL"]
+
+ALWAYS_CAUSAL = ("gpt2",)  # families whose stack is causal whatever config.is_decoder says
+
+
+class GenerationMixin:
+    def can_generate(self) -> bool:
+        """An encoder-decoder, or a causal LM (a model with a vocabulary head and a left-to-right stack)."""
+        config = getattr(self, "config", None)
+        if config is None:
+            return False
+        if getattr(config, "is_encoder_decoder", False):
+            return True
+        return self.get_output_embeddings() is not None and bool(
+            config.is_decoder or getattr(config, "model_type", "") in ALWAYS_CAUSAL)
+
+    @property
+    def generation_config(self):
+        from .config import GenerationConfig
+
+        current = self.__dict__.get("_generation_config")
+        if not self.can_generate():
+            return current
+        if current is None or (current._from_model_config and not current._edited()):
+            fresh = GenerationConfig.from_model_config(self.config)
+            if current is None or fresh != current:
+                self.__dict__["_generation_config"] = current = fresh
+        return current
+
+    @generation_config.setter
+    def generation_config(self, value) -> None:
+        from .config import GenerationConfig
+
+        if value is not None and not isinstance(value, GenerationConfig):
+            raise TypeError(f"generation_config must be a GenerationConfig, got {type(value).__name__}")
+        self.__dict__["_generation_config"] = value
+
+    def generate(self, inputs=None, generation_config=None, logits_processor=None, stopping_criteria=None,
+                 prefix_allowed_tokens_fn=None, synced_gpus=None, assistant_model=None, streamer=None,
+                 negative_prompt_ids=None, negative_prompt_attention_mask=None, **kwargs: Any):
+        """Generate token ids: greedy, sampling, beam search, beam sampling or diverse beam search.
+
+        Settings (GenerationConfig fields) may be passed as keyword arguments; other keyword arguments are model
+        inputs (attention_mask, token_type_ids; for encoder-decoders decoder_input_ids / decoder_attention_mask and
+        encoder arguments). Returns a (rows, length) tensor, or with ``return_dict_in_generate=True`` an output
+        object with ``sequences``, ``scores``, ``sequences_scores``, ``beam_indices``... (transformers' names).
+        ``tokenizer=`` is needed for ``stop_strings``; ``streamer=`` streams text (also for beam search).
+        """
+        from .generate import generate
+
+        return generate(self, inputs, generation_config, logits_processor, stopping_criteria,
+                        prefix_allowed_tokens_fn, synced_gpus, assistant_model, streamer, negative_prompt_ids,
+                        negative_prompt_attention_mask, **kwargs)
+
+
+def attach_generation_config(model, folder) -> None:
+    """After loading weights from ``folder``: adopt its generation_config.json, if any (as transformers does)."""
+    from pathlib import Path
+
+    from .config import GENERATION_CONFIG_NAME, GenerationConfig
+
+    path = Path(folder) / GENERATION_CONFIG_NAME
+    if path.is_file() and isinstance(model, GenerationMixin) and model.can_generate():
+        model.generation_config = GenerationConfig.from_pretrained(path.parent)

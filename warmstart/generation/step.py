@@ -1,0 +1,146 @@
+"""The one step protocol every decoding strategy drives: prefill, step, expand, reorder.
+
+``Decoder`` runs a causal LM of the shared stack — standalone (BertLMHeadModel, BertGenerationDecoder,
+RobertaForCausalLM, GPT2LMHeadModel) or as the decoder of an EncoderDecoderModel — one position at a time and
+returns next-token logits (rows, vocab) in float32. The searches never touch the model.
+
+What keeps a step lean (the gpt-fast recipe, within the shared modules):
+- the encoder runs once, and the encoder-to-decoder projection too; cross-attention keys/values are computed on
+  the first step and then read from the cache, so later steps pass a zero-stride stand-in for the encoder states;
+- the KV cache is preallocated for the whole generation and written in place;
+- the LM head (the largest matrix) is applied to the last position only, also after a long prompt;
+- the prompt is encoded for the ``batch`` distinct inputs only and the cache then repeated for the beams or
+  samples of each input (transformers encodes every copy); beams of one input share their cross-attention cache,
+  so reordering beams copies only the self-attention cache;
+- masks and positions are prepared once: an all-ones mask is dropped, a padded one lives in a preallocated buffer.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.cache import KVCache
+
+__all__ = ["Decoder", "find_lm_head"]
+
+
+def find_lm_head(lm: nn.Module) -> nn.Module:
+    """The child module mapping the backbone's hidden states to vocabulary logits (``cls``, ``lm_head``)."""
+    out = lm.get_output_embeddings()
+    base = lm.base_model
+    if out is not None and base is not lm:
+        for _, child in lm.named_children():
+            if child is not base and (child is out or any(m is out for m in child.modules())):
+                return child
+    raise ValueError(f"{type(lm).__name__} has no language-model head (get_output_embeddings() is "
+                     f"{type(out).__name__}); generate() needs a causal LM such as BertLMHeadModel")
+
+
+class Decoder:
+    def __init__(self, model: nn.Module, *, max_length: int, output_attentions: bool = False,
+                 output_hidden_states: bool = False):
+        self.seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        self.model = model
+        self.lm = model.get_decoder() if self.seq2seq else model
+        self.base, self.head = self.lm.base_model, find_lm_head(self.lm)
+        self.max_length = max_length
+        self.cache = KVCache(max_length=max_length)
+        self.flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
+        self.length = 0  # positions held by the cache
+        self.rows = 0
+        self.enc_states: torch.Tensor | None = None  # (rows, S, C_dec), real until the cross K/V are cached
+        self.enc_mask: torch.Tensor | None = None  # (rows, S) or None when nothing is masked
+        self.mask: torch.Tensor | None = None  # (rows, max_length) buffer, only for padded decoder-only prompts
+        self.next_position: torch.Tensor | None = None  # (rows, 1), only when positions are explicit
+        self.token_types: torch.Tensor | None = None  # (rows, 1): new tokens repeat the prompt's last type
+        self.last_output = None  # the backbone output of the latest call (attentions / hidden states)
+
+    # ---- encoder-decoder -------------------------------------------------------------------------------------
+    def encode(self, input_ids, attention_mask, encoder_outputs=None, **encoder_kwargs):
+        """Run the encoder once (unless ``encoder_outputs`` is given); keep what cross-attention needs."""
+        if encoder_outputs is None:
+            encoder_outputs = self.model.get_encoder()(
+                input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **self.flags, **encoder_kwargs)
+        states = encoder_outputs.last_hidden_state  # (B, S, C_enc)
+        proj = getattr(self.model, "enc_to_dec_proj", None)
+        self.enc_states = proj(states) if proj is not None else states
+        self.enc_mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
+        return encoder_outputs
+
+    # ---- the step protocol -----------------------------------------------------------------------------------
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Feed the prompt (decoder-only) or the decoder start tokens; return the last position's logits."""
+        rows, length = input_ids.shape
+        self.rows = rows
+        if attention_mask is not None and not bool(attention_mask.all()):
+            self.mask = attention_mask.new_ones(rows, self.max_length)
+            self.mask[:, :length] = attention_mask
+        else:
+            attention_mask = None
+        if position_ids is not None:
+            self.next_position = position_ids[:, -1:] + 1
+        if token_type_ids is not None:
+            self.token_types = token_type_ids[:, -1:]
+        logits = self._run(input_ids, attention_mask, position_ids, token_type_ids)
+        for i, k in enumerate(self.cache.cross_k):
+            if k is not None and not k.is_contiguous():
+                # Projections leave K/V as strided views; every later step reads them, so lay them out once.
+                self.cache.set_cross(i, k.contiguous(), self.cache.cross_v[i].contiguous())
+        if self.enc_states is not None:
+            # Cross K/V are cached now; later steps only need the shape (the stack validates it).
+            self.enc_states = self.enc_states.new_zeros(()).expand(self.enc_states.shape)
+        return logits
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row ((rows,) ids); return the next logits (rows, vocab)."""
+        mask = positions = None
+        if self.mask is not None:
+            mask = self.mask[:, :self.length + 1]
+        if self.next_position is not None:
+            positions = self.next_position
+            self.next_position = positions + 1
+        return self._run(tokens[:, None], mask, positions, self.token_types)
+
+    def _run(self, ids, mask, positions, token_types) -> torch.Tensor:
+        kw = dict(self.flags)
+        if mask is not None:
+            kw["attention_mask"] = mask
+        if positions is not None:
+            kw["position_ids"] = positions
+        if token_types is not None:
+            kw["token_type_ids"] = token_types
+        if self.enc_states is not None:
+            kw["encoder_hidden_states"] = self.enc_states
+            if self.enc_mask is not None:
+                kw["encoder_attention_mask"] = self.enc_mask
+        out = self.base(input_ids=ids, past_key_values=self.cache, use_cache=True, return_dict=True, **kw)
+        self.last_output = out
+        self.length += ids.shape[1]
+        hidden = out.last_hidden_state[:, -1]  # (rows, C): the head runs on the last position only
+        return self.head(hidden).float()
+
+    # ---- beams and samples -----------------------------------------------------------------------------------
+    def expand(self, times: int) -> None:
+        """Repeat every row ``times`` times (row i becomes rows i*times ... i*times+times-1)."""
+        if times == 1:
+            return
+        grown = KVCache(max_length=self.max_length)
+        for i, layer in enumerate(self.cache.to_legacy_cache()):
+            grown.update(i, layer[0].repeat_interleave(times, 0), layer[1].repeat_interleave(times, 0))
+            if len(layer) == 4:
+                grown.set_cross(i, layer[2].repeat_interleave(times, 0), layer[3].repeat_interleave(times, 0))
+        self.cache = grown
+        self.rows *= times
+        for name in ("mask", "next_position", "token_types", "enc_mask"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.repeat_interleave(times, 0))
+        if self.enc_states is not None:
+            self.enc_states = self.enc_states.new_zeros(()).expand(self.rows, *self.enc_states.shape[1:])
+
+    def reorder(self, beam_idx: torch.Tensor) -> None:
+        """Rows take the cache of rows ``beam_idx`` (beam search's parents). Parents always belong to the same
+        input, so the per-input state (cross-attention cache, masks, positions) needs no reordering."""
+        self.cache.reorder_cache(beam_idx, cross=False)
