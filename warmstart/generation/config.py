@@ -80,6 +80,7 @@ class GenerationConfig:
         object.__setattr__(self, "_explicit", set())
         object.__setattr__(self, "_from_model_config", bool(kwargs.pop("_from_model_config", False)))
         object.__setattr__(self, "_frozen_hash", None)
+        object.__setattr__(self, "_file_base", None)  # content of a generation_config.json made from a model config
         kwargs.pop("transformers_version", None)
         kwargs.pop("_commit_hash", None)
         kwargs.pop("_original_object_hash", None)
@@ -244,7 +245,11 @@ class GenerationConfig:
             raise ValueError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data, **kwargs)
+        config = cls.from_dict(data, **kwargs)
+        if config._from_model_config:
+            object.__setattr__(config, "_file_base", {k: v for k, v in config.to_diff_dict().items()
+                                                      if k != "_from_model_config"})
+        return config
 
     @classmethod
     def from_model_config(cls, model_config) -> "GenerationConfig":

@@ -195,7 +195,7 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
             elif nb > 1:
                 streamer.put(result.sequences[0, prompt_len:].cpu())
             streamer.end()
-    return _output(result, config, seq2seq, nb > 1, enc_out, expand, dec)
+    return _output(result, config, seq2seq, nb > 1, enc_out, dec)
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
@@ -278,15 +278,16 @@ def _max_length(config, lm, prompt_len: int, custom_criteria, what: str) -> int:
     emb = lm.base_model.embeddings
     usable = emb.max_positions - emb.first_free_position()  # positions the decoder can be fed
     custom = next((c.max_length for c in (custom_criteria or []) if isinstance(c, MaxLengthCriteria)), None)
-    if config.max_new_tokens is not None:
-        max_length, how = config.max_new_tokens + prompt_len, f"max_new_tokens={config.max_new_tokens}"
-    elif custom is not None:
+    if custom is not None:  # a MaxLengthCriteria passed by the caller replaces the built one (transformers' rule)
         max_length, how = custom, f"MaxLengthCriteria({custom})"
+    elif config.max_new_tokens is not None:
+        max_length, how = config.max_new_tokens + prompt_len, f"max_new_tokens={config.max_new_tokens}"
     elif config.is_set("max_length"):
         max_length, how = config.max_length, f"max_length={config.max_length}"
     else:
-        # Nobody chose a length: 20 new tokens (transformers' default), within the position table.
-        max_length, how = min(config.max_length + prompt_len, usable + 1), "the default of 20 new tokens"
+        # Nobody chose a length: 20 new tokens (transformers' default), capped by the position table.
+        max_length = min(config.max_length + prompt_len, emb.max_positions, usable + 1)
+        how = "the default of 20 new tokens"
     if prompt_len >= max_length:
         raise ValueError(f"the {what} already has {prompt_len} tokens but "
                          f"{how} allows at most {max_length}: raise max_length or set max_new_tokens")
@@ -297,7 +298,7 @@ def _max_length(config, lm, prompt_len: int, custom_criteria, what: str) -> int:
     return max_length
 
 
-def _output(result, config, seq2seq: bool, beams: bool, enc_out, expand: int, dec: Decoder):
+def _output(result, config, seq2seq: bool, beams: bool, enc_out, dec: Decoder):
     # Tensors made under inference_mode cannot be edited in place later; hand the caller ordinary tensors.
     sequences = result.sequences.clone()
     if not config.return_dict_in_generate:
@@ -315,12 +316,11 @@ def _output(result, config, seq2seq: bool, beams: bool, enc_out, expand: int, de
         extra["beam_indices"] = plain(result.beam_indices)
         extra["sequences_scores"] = plain(result.sequences_scores) if config.output_scores else None
     if seq2seq:
-        grow = (lambda t: t.repeat_interleave(expand, 0).clone() if expand > 1 else t.clone())
+        # One row per input (not per beam), as transformers returns them.
         enc_att = getattr(enc_out, "attentions", None) if config.output_attentions else None
         enc_hid = getattr(enc_out, "hidden_states", None) if config.output_hidden_states else None
         cls = O.GenerateBeamEncoderDecoderOutput if beams else O.GenerateEncoderDecoderOutput
-        return cls(sequences=sequences, encoder_attentions=tuple(map(grow, enc_att)) if enc_att else None,
-                   encoder_hidden_states=tuple(map(grow, enc_hid)) if enc_hid else None,
+        return cls(sequences=sequences, encoder_attentions=plain(enc_att), encoder_hidden_states=plain(enc_hid),
                    decoder_attentions=plain(result.attentions), cross_attentions=plain(result.cross_attentions),
                    decoder_hidden_states=plain(result.hidden_states), past_key_values=dec.cache, **extra)
     cls = O.GenerateBeamDecoderOnlyOutput if beams else O.GenerateDecoderOnlyOutput

@@ -83,7 +83,7 @@ def group_beam_search(run: Run, groups: int) -> SearchResult:
             top_scores, top = torch.topk(total, k, dim=1, largest=True, sorted=True)
             new_scores, new_tokens, new_parents = _select(
                 hyps, done, g, groups, size, top_scores, top // vocab, top % vocab, group_seq,
-                history[members], eos, pad, cur + 1, prompt)
+                history[members], members, eos, pad, cur + 1, prompt)
             beam_scores[members] = new_scores
             rows_from = members[new_parents]  # absolute rows of the parents
             seq[members, :cur] = seq[rows_from, :cur]

@@ -3,10 +3,11 @@
 Models hold no decoding code: ``model.generate(...)`` forwards to ``warmstart.generation.generate``. The module
 imports nothing from the rest of the package at load time, so models can inherit it without an import cycle.
 
-``model.generation_config`` follows v4: unless a generation_config.json was loaded or the object was edited, it is
-derived from ``model.config`` on every access, so the classic recipe ``model.config.num_beams = 4`` (or
-``decoder_start_token_id``, ``max_length``, ``no_repeat_ngram_size``...) takes effect. Assigning a GenerationConfig,
-or editing the returned one, makes it the explicit configuration from then on.
+``model.generation_config`` follows v4: unless it was assigned or edited, it is derived from ``model.config`` on every
+access, so the classic recipe ``model.config.num_beams = 4`` (or ``decoder_start_token_id``, ``max_length``,
+``no_repeat_ngram_size``...) takes effect; a loaded generation_config.json that was itself made from a model config
+(``"_from_model_config": true``) keeps its values and takes later model.config changes on top. Assigning a
+GenerationConfig, or editing the returned one, makes it the explicit configuration from then on.
 """
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ class GenerationMixin:
             return current
         if current is None or (current._from_model_config and not current._edited()):
             fresh = GenerationConfig.from_model_config(self.config)
+            base = current._file_base if current is not None else None
+            if base:
+                # Loaded from a file that was itself made from a model config: keep the file's values, let fields
+                # set on model.config since then win.
+                fresh = GenerationConfig(**{**base, **{k: getattr(fresh, k) for k in fresh._explicit}},
+                                         _from_model_config=True)
+                object.__setattr__(fresh, "_file_base", base)
             if current is None or fresh != current:
                 self.__dict__["_generation_config"] = current = fresh
         return current
