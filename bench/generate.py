@@ -8,6 +8,7 @@ and whether both libraries produced the same tokens.
 
     .venv/bin/python bench/generate.py            # full table
     .venv/bin/python bench/generate.py --quick    # fewer repetitions
+    .venv/bin/python bench/generate.py --threads 2 --device cuda   # other settings
 """
 from __future__ import annotations
 
@@ -80,7 +81,9 @@ NEW_TOKENS = 32
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=None)
+    # One thread by default: on a shared 2-core machine a second OpenMP thread stalls whenever the other core is
+    # busy, which swamps the measurement. Both libraries always run with the same setting.
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cases", default="", help="comma-separated subset, e.g. 'greedy b1,beam4 b1'")
     ap.add_argument("--dtypes", default="float32,bfloat16")

@@ -27,6 +27,7 @@ import torch
 from . import outputs as O
 from .build import build_processors, build_stopping
 from .config import UNSUPPORTED, GenerationConfig
+from .fast_linear import packed_linears
 from .group_beam import group_beam_search
 from .mixin import ALWAYS_CAUSAL
 from .search import Run, beam_search, greedy_or_sample
@@ -82,6 +83,11 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
         raise ValueError("decoder-only generate() takes input_ids, not inputs_embeds")
     if input_ids is not None:
         _check_ids_tensor("input_ids", input_ids)
+    # Inputs may live on another device than the model (e.g. CPU tensors for a GPU model): move them once.
+    device = model.device
+    input_ids, attention_mask, inputs_embeds = (t.to(device) if isinstance(t, torch.Tensor) else t
+                                                for t in (input_ids, attention_mask, inputs_embeds))
+    model_kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in model_kwargs.items()}
     eos_ids = _id_list(config.eos_token_id)
     pad = config.pad_token_id
     vocab = lm.get_output_embeddings().out_features
@@ -167,9 +173,9 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
             "logits": config.return_dict_in_generate and bool(config.output_logits),
             "attentions": config.return_dict_in_generate and config.output_attentions,
             "hidden_states": config.return_dict_in_generate and config.output_hidden_states}
-    with torch.inference_mode():
-        dec = Decoder(model, max_length=max_length, output_attentions=want["attentions"],
-                      output_hidden_states=want["hidden_states"])
+    dec = Decoder(model, max_length=max_length, output_attentions=want["attentions"],
+                  output_hidden_states=want["hidden_states"])
+    with torch.inference_mode(), packed_linears(model, dec.lm, rows):
         enc_out = None
         if seq2seq:
             enc_out = dec.encode(input_ids, attention_mask, encoder_outputs,
