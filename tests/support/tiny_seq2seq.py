@@ -54,3 +54,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def tiny_gpt2(folder: Path, *, seed: int = 0, positions: int = 64) -> Path:
+    """A random 2-layer GPT-2 with a byte-level BPE tokenizer of the 256 bytes, a few merges and <|endoftext|>
+    (no [CLS], [SEP] or pad token: the bert2gpt2 case of the training loop)."""
+    from warmstart import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+    from warmstart.tokenizers.bpe_model import bytes_to_unicode
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(bytes_to_unicode().values())
+    merges = [("Ġ", "r"), ("e", "d"), ("Ġr", "ed"), ("Ġ", "b"), ("l", "u"), ("Ġb", "lu")]
+    vocab = {c: i for i, c in enumerate(chars)}
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    eos = vocab["<|endoftext|>"]
+    config = GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=positions,
+                        bos_token_id=eos, eos_token_id=eos)
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt")).save_pretrained(folder)
+    return folder

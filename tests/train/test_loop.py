@@ -239,3 +239,30 @@ def test_model_folder_that_is_not_an_encoder_decoder(assets, tmp_path, no_model)
 def test_bad_settings(assets, tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         config(assets, tmp_path, **change)
+
+
+def test_bert2gpt2_uses_the_decoders_tokenizer_and_transformers_loads_it(assets, tmp_path):
+    import transformers
+    from tiny_seq2seq import tiny_gpt2
+
+    from warmstart import EncoderDecoderModel, GPT2TokenizerFast
+
+    gpt2 = tiny_gpt2(tmp_path / "gpt2")
+    dec_tok = GPT2TokenizerFast.from_pretrained(gpt2)
+    eos = dec_tok.eos_token_id
+    result = train(config(assets, tmp_path, decoder=str(gpt2), max_steps=4, eval_file=str(assets["valid"]),
+                          max_new_tokens=4))
+    folder = result.model_dir
+    assert (folder / "decoder_tokenizer" / "vocab.json").is_file()  # targets were tokenized by GPT-2's tokenizer
+    ours = EncoderDecoderModel.from_pretrained(folder)
+    assert (ours.config.decoder_start_token_id, ours.config.eos_token_id, ours.config.pad_token_id) == (eos, eos, eos)
+    theirs = transformers.EncoderDecoderModel.from_pretrained(folder).eval()
+    ids = torch.tensor([[2, 5, 6, 3]])
+    labels = torch.tensor(dec_tok(" red blue")["input_ids"] + [eos])[None]
+    # The start token is also GPT-2's pad (eos), so the mask is given as the loop's collator gives it: without
+    # one, both libraries would mask the start position itself (and fill that fully masked row differently).
+    mask = torch.ones_like(labels)
+    with torch.no_grad():
+        a = ours(input_ids=ids, labels=labels, decoder_attention_mask=mask)
+        b = theirs(input_ids=ids, labels=labels, decoder_attention_mask=mask)
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=1e-5)

@@ -21,9 +21,9 @@ SCHEDULERS = ("linear", "cosine", "constant")
 # Settings a resumed run may change: they steer where things go and how often they are reported, not the sequence
 # of parameter updates. Every other field must equal the checkpoint's (see TrainingConfig.resume_settings).
 _FREE_ON_RESUME = {"output_dir", "eval_file", "eval_steps", "eval_before", "eval_examples", "eval_batch_size",
-                   "num_beams", "max_new_tokens", "logging_steps", "save_steps", "save_total_limit", "resume",
-                   "overwrite_output_dir", "device", "progress", "verbose", "gradient_checkpointing",
-                   "train_file"}  # the file's *contents* are compared instead (train_data_sha256)
+                   "num_beams", "max_new_tokens", "no_repeat_ngram_size", "logging_steps", "save_steps",
+                   "save_total_limit", "resume", "overwrite_output_dir", "device", "progress", "verbose",
+                   "gradient_checkpointing", "train_file"}  # the file's *contents* are compared instead (train_data_sha256)
 
 
 @dataclass
@@ -69,6 +69,7 @@ class TrainingConfig:
     eval_batch_size: int = 64
     num_beams: int = 1
     max_new_tokens: int = 32
+    no_repeat_ngram_size: int = 0  # 3 keeps short-trained models from looping ("a genus of the genus of the...")
     logging_steps: int = 10
     resume: bool | str = False  # True: the newest checkpoint in output_dir; a path: that checkpoint
     overwrite_output_dir: bool = False
@@ -104,7 +105,7 @@ class TrainingConfig:
                     "max_new_tokens", "logging_steps")
         for name in positive:
             _check_int(name, getattr(self, name), low=1)
-        for name in ("warmup_steps", "save_steps", "eval_steps", "seed"):
+        for name in ("warmup_steps", "save_steps", "eval_steps", "seed", "no_repeat_ngram_size"):
             _check_int(name, getattr(self, name), low=0)
         for name in ("max_steps", "max_source_length", "max_target_length", "save_total_limit", "eval_examples"):
             if getattr(self, name) is not None:

@@ -318,8 +318,9 @@ class _Run:
                                          num_replicas=self.env.world_size, rank=self.env.rank)
 
     # -- one optimizer step ------------------------------------------------------------------------
-    def _step(self, batches: list[dict]) -> tuple[float, float, int]:
-        """Forward/backward over the micro-batches, clip, update. Returns (loss, grad norm, real tokens)."""
+    def _step(self, batches: list[dict]) -> tuple[float, float, float, int]:
+        """Forward/backward over the micro-batches, clip, update. Returns (loss, grad norm, the learning rate
+        this update used, real tokens)."""
         c, env, dev = self.config, self.env, self.env.device
         counts = torch.tensor([[int((b["labels"] != IGNORE_INDEX).sum()), int(b["attention_mask"].sum())]
                                for b in batches], dtype=torch.float64)  # (micro-batches, 2)
@@ -343,11 +344,12 @@ class _Run:
             norm = float(torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm))
         else:
             norm = float(torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None]))
+        lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         step_loss = float(all_reduce_sum(loss_sum, env)) / max(label_total, 1.0)
-        return step_loss, norm, int(totals.sum())
+        return step_loss, norm, lr, int(totals.sum())
 
     # -- evaluation and saving ---------------------------------------------------------------------
     def evaluate(self, what: str) -> EvalResult | None:
@@ -359,7 +361,8 @@ class _Run:
                               collator=self.collator, decoder_tokenizer=self.decoder_tokenizer,
                               batch_size=c.eval_batch_size, max_source_length=c.max_source_length,
                               device=self.env.device, bf16=c.bf16, num_beams=c.num_beams,
-                              max_new_tokens=c.max_new_tokens, **self.ids)
+                              max_new_tokens=c.max_new_tokens, no_repeat_ngram_size=c.no_repeat_ngram_size,
+                              **self.ids)
             entry = {"step": self.state.global_step, **{f"eval_{k}": v for k, v in result.metrics().items()}}
             self.state.log_history.append(entry)
             self.say(f"{what}: eval loss {result.loss:.4f}, ROUGE-L {result.rougeL:.2f} (ROUGE-1 {result.rouge1:.2f}, "
@@ -418,7 +421,7 @@ class _Run:
             while state.epoch == epoch and state.global_step < self.total_steps:
                 window = order[state.batch_in_epoch:state.batch_in_epoch + c.gradient_accumulation_steps]
                 batches = [self.collator([self.features[i] for i in idx]) for idx in window]
-                loss, norm, n_tokens = self._step(batches)
+                loss, norm, lr, n_tokens = self._step(batches)
                 state.global_step += 1
                 state.batch_in_epoch += len(window)
                 state.tokens_seen += n_tokens
@@ -427,11 +430,11 @@ class _Run:
                 window_loss, window_steps, tokens = window_loss + loss, window_steps + 1, tokens + n_tokens
                 elapsed = time.perf_counter() - started
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}",
                                 tok_s=f"{tokens / max(elapsed, 1e-9):.0f}", refresh=False)
                 if state.global_step % c.logging_steps == 0 or state.global_step == self.total_steps:
                     entry = {"step": state.global_step, "epoch": state.epoch, "loss": window_loss / window_steps,
-                             "grad_norm": norm, "learning_rate": self.scheduler.get_last_lr()[0],
+                             "grad_norm": norm, "learning_rate": lr,
                              "tokens_per_s": tokens / max(elapsed, 1e-9)}
                     state.log_history.append(entry)
                     if not show_bar:  # the bar shows the same figures
