@@ -162,7 +162,7 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
     if config.repetition_penalty != 1.0 and prompt_mask is not None and not bool(prompt_mask.all()):
         ignore = (prompt_mask != 0).int().argmax(dim=1).repeat_interleave(expand, 0)
     processors = build_processors(
-        config, prompt_length=prompt_len, encoder_input_ids=input_ids if input_ids is not None else None,
+        config, prompt_length=prompt_len, encoder_input_ids=input_ids,
         eos_ids=eos_ids, prompt_ignore_length=ignore, rows_per_input=nb, custom=logits_processor,
         prefix_allowed_tokens_fn=prefix_allowed_tokens_fn)
     stopping = build_stopping(config, eos_ids=eos_ids, tokenizer=tokenizer, custom=stopping_criteria,
