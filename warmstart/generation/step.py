@@ -12,7 +12,8 @@ What keeps a step lean (the gpt-fast recipe, within the shared modules):
 - the prompt is encoded for the ``batch`` distinct inputs only and the cache then repeated for the beams or
   samples of each input (transformers encodes every copy); beams of one input share their cross-attention cache,
   so reordering beams copies only the self-attention cache;
-- masks and positions are prepared once: an all-ones mask is dropped, a padded one lives in a preallocated buffer.
+- masks and positions are prepared once: an all-ones mask is dropped, a padded one lives in a preallocated buffer;
+- on CPU, generate() runs the steps with MKL-packed weights for the decode row count (fast_linear.py).
 """
 from __future__ import annotations
 
