@@ -31,7 +31,8 @@ def test_train_reports_before_and_after_and_saves(trained, capsys):
     assert out.count("  generated: ") == 2 and out.count("  before:    ") == 2
     assert "eval loss" in out and "saved the model" in out
     folder = root / "out" / "model"
-    assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"} <= {p.name for p in folder.iterdir()}
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"} <= files
     assert json.loads((folder / "config.json").read_text())["decoder_start_token_id"] == 2
     assert sorted(p.name for p in (root / "out" / "checkpoints").iterdir() if p.name.startswith("step")) == [
         "step-00000006", "step-00000012"]
@@ -77,3 +78,13 @@ def test_bad_input_is_a_one_line_error(trained, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["generate", str(root / "out" / "model"), str(root / "valid.jsonl"), "--column", "nope"])
     assert "no 'nope' column" in capsys.readouterr().err
+
+
+def test_evaluate_prints_loss_and_rouge(trained, capsys):
+    root, _ = trained
+    if not (root / "out" / "model").exists():
+        pytest.skip("needs the model of test_train_reports_before_and_after_and_saves")
+    main(["evaluate", str(root / "out"), str(root / "valid.jsonl"), "--examples", "4", "--max-new-tokens", "5",
+          "--no-repeat-ngram-size", "2"])
+    out = capsys.readouterr().out
+    assert out.startswith("4 examples of ") and "ROUGE-L" in out and "distinct outputs" in out

@@ -4,6 +4,7 @@
 - ``train``: warm-start an encoder-decoder from public checkpoints and fine-tune it (see warmstart/train/loop.py);
   under ``torchrun --nproc-per-node N`` it trains data-parallel.
 - ``generate``: run a trained model over a file or stdin, printing one output line per input as batches finish.
+- ``evaluate``: loss and ROUGE of a trained model on a file of (source, target) pairs.
 """
 from __future__ import annotations
 
@@ -177,36 +178,48 @@ def _input_batches(source: str, column: str, batch_size: int):
             stream.close()
 
 
-def generate(args: argparse.Namespace) -> None:
+def _load_trained(path: Path, device_name: str | None):
+    """(model, tokenizer, decoder tokenizer, device) of a `warmstart train` folder, its model/ or a checkpoint."""
     import torch
 
     from .models.encoder_decoder import EncoderDecoderModel
     from .tokenizers import AutoTokenizer
-    from .train.evaluate import generate_texts
-    from .train.loop import DECODER_TOKENIZER_DIR
+    from .train.loop import DECODER_TOKENIZER_DIR, MODEL_DIR
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    folder = args.model
+    folder = path
     if not (folder / "config.json").is_file():
-        inner = folder / "model"
-        if (inner / "config.json").is_file():
-            folder = inner  # the output folder of `warmstart train`: its final model
+        if (folder / MODEL_DIR / "config.json").is_file():
+            folder = folder / MODEL_DIR  # the output folder of `warmstart train`: its final model
         else:
-            raise ValueError(f"{args.model} holds no config.json: pass the model/ folder of a `warmstart train` run "
+            raise ValueError(f"{path} holds no config.json: pass the model/ folder of a `warmstart train` run "
                              "or one of its checkpoints")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     dec_dir = folder / DECODER_TOKENIZER_DIR
     decoder_tokenizer = AutoTokenizer.from_pretrained(dec_dir) if dec_dir.is_dir() else tokenizer
-    model = EncoderDecoderModel.from_pretrained(folder).to(device)
-    options = {k: getattr(args, k) for k in ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size",
-                                             "repetition_penalty", "temperature", "top_k", "top_p")
-               if getattr(args, k) is not None}
-    if args.do_sample:
+    return EncoderDecoderModel.from_pretrained(folder).to(device), tokenizer, decoder_tokenizer, device
+
+
+def _generation_options(args: argparse.Namespace) -> dict:
+    names = ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size", "repetition_penalty",
+             "temperature", "top_k", "top_p")
+    options = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    if getattr(args, "do_sample", False):
+        import torch
+
         options["do_sample"] = True
         if args.seed is not None:
             torch.manual_seed(args.seed)
+    return options
+
+
+def generate(args: argparse.Namespace) -> None:
+    from .train.evaluate import generate_texts
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model, tokenizer, decoder_tokenizer, device = _load_trained(args.model, args.device)
+    options = _generation_options(args)
     batch_size = 1 if args.input == "-" and sys.stdin.isatty() else args.batch_size  # answer each typed line
     for texts in _input_batches(args.input, args.column, batch_size):
         outputs = generate_texts(model, tokenizer, texts, decoder_tokenizer=decoder_tokenizer, batch_size=batch_size,
@@ -217,7 +230,44 @@ def generate(args: argparse.Namespace) -> None:
                 print(" ".join(text.split()), flush=True)  # one line per input, whatever the model emits
 
 
-COMMANDS = {"encode": encode, "train": train, "generate": generate}
+# -- evaluate --------------------------------------------------------------------------------------------
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="loss and ROUGE of a trained encoder-decoder on held-out pairs")
+    p.add_argument("model", type=Path, help="a folder written by `warmstart train` (its model/ or a checkpoint)")
+    p.add_argument("data", help=".jsonl/.csv/.tsv with source and target columns")
+    p.add_argument("--source-column", default="source")
+    p.add_argument("--target-column", default="target")
+    p.add_argument("--examples", type=int, default=None, help="the first N pairs (default: all)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-source-length", type=int, default=128)
+    p.add_argument("--max-target-length", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--num-beams", type=int, default=None)
+    p.add_argument("--length-penalty", type=float, default=None)
+    p.add_argument("--no-repeat-ngram-size", type=int, default=None)
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--bf16", action="store_true")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from .train.data import read_seq2seq
+    from .train.evaluate import evaluate as run
+    from .train.loop import prepare_features, special_ids
+
+    model, tokenizer, decoder_tokenizer, device = _load_trained(args.model, args.device)
+    examples = read_seq2seq(args.data, args.source_column, args.target_column)[:args.examples]
+    ids = special_ids(decoder_tokenizer)
+    features = prepare_features(examples, tokenizer, decoder_tokenizer, ids, args.max_source_length,
+                                args.max_target_length)
+    result = run(model, tokenizer, examples, features, decoder_tokenizer=decoder_tokenizer,
+                 batch_size=args.batch_size, max_source_length=args.max_source_length, device=device,
+                 bf16=args.bf16, **ids, **_generation_options(args))
+    print(f"{len(examples)} examples of {args.data}: loss {result.loss:.4f}, ROUGE-1 {result.rouge1:.2f}, "
+          f"ROUGE-2 {result.rouge2:.2f}, ROUGE-L {result.rougeL:.2f}, "
+          f"{len(set(result.predictions))} distinct outputs")
+
+
+COMMANDS = {"encode": encode, "train": train, "generate": generate, "evaluate": evaluate}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-length", type=int, default=256)
     _train_parser(sub)
     _generate_parser(sub)
+    _evaluate_parser(sub)
     args = parser.parse_args(argv)
     try:
         COMMANDS[args.command](args)

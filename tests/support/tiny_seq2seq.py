@@ -77,5 +77,6 @@ def tiny_gpt2(folder: Path, *, seed: int = 0, positions: int = 64) -> Path:
                         bos_token_id=eos, eos_token_id=eos)
     torch.manual_seed(seed)
     GPT2LMHeadModel(config).save_pretrained(folder)
-    GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt")).save_pretrained(folder)
+    tok = GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"))
+    tok.save_pretrained(folder)
     return folder

@@ -85,7 +85,8 @@ def restore_rng(state: dict[str, Any]) -> None:
     if "cuda" in state and torch.cuda.is_available():
         if len(state["cuda"]) != torch.cuda.device_count():
             raise CheckpointMismatch(f"the checkpoint holds CUDA generator states of {len(state['cuda'])} devices but "
-                                     f"this machine has {torch.cuda.device_count()}: dropout could not continue exactly")
+                                     f"this machine has {torch.cuda.device_count()}: dropout could not continue "
+                                     f"exactly")
         torch.cuda.set_rng_state_all(state["cuda"])
 
 

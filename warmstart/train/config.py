@@ -19,11 +19,12 @@ __all__ = ["TrainingConfig", "SCHEDULERS"]
 SCHEDULERS = ("linear", "cosine", "constant")
 
 # Settings a resumed run may change: they steer where things go and how often they are reported, not the sequence
-# of parameter updates. Every other field must equal the checkpoint's (see TrainingConfig.resume_settings).
+# of parameter updates. Every other field must equal the checkpoint's (see TrainingConfig.resume_settings); for
+# train_file that is its contents (train_data_sha256), not its path.
 _FREE_ON_RESUME = {"output_dir", "eval_file", "eval_steps", "eval_before", "eval_examples", "eval_batch_size",
                    "num_beams", "max_new_tokens", "no_repeat_ngram_size", "logging_steps", "save_steps",
                    "save_total_limit", "resume", "overwrite_output_dir", "device", "progress", "verbose",
-                   "gradient_checkpointing", "train_file"}  # the file's *contents* are compared instead (train_data_sha256)
+                   "gradient_checkpointing", "train_file"}
 
 
 @dataclass

@@ -340,10 +340,8 @@ class _Run:
                 weight = float(counts[k, 0]) * env.world_size / max(label_total, 1.0)
                 (loss * weight).backward()
             loss_sum += loss.detach().double() * float(counts[k, 0])
-        if c.max_grad_norm > 0:
-            norm = float(torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm))
-        else:
-            norm = float(torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None]))
+        # An infinite threshold measures the norm without clipping (max_grad_norm=0 turns clipping off).
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm or float("inf")))
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
@@ -413,29 +411,30 @@ class _Run:
         show_bar = env.is_main and c.progress and c.verbose
         bar = tqdm(total=self.total_steps, initial=state.global_step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not show_bar)
-        window_loss, window_steps, started, tokens = 0.0, 0, time.perf_counter(), 0
+        window_loss, window_steps, busy, tokens = 0.0, 0, 0.0, 0  # busy: seconds spent in training steps
         while state.global_step < self.total_steps:
             sampler.set_epoch(state.epoch)
             order = list(sampler)  # this rank's micro-batches of the epoch, a pure function of (seed, epoch)
             epoch = state.epoch
             while state.epoch == epoch and state.global_step < self.total_steps:
+                started = time.perf_counter()
                 window = order[state.batch_in_epoch:state.batch_in_epoch + c.gradient_accumulation_steps]
                 batches = [self.collator([self.features[i] for i in idx]) for idx in window]
                 loss, norm, lr, n_tokens = self._step(batches)
+                busy += time.perf_counter() - started  # tokens/s leaves evaluation and checkpoint time out
                 state.global_step += 1
                 state.batch_in_epoch += len(window)
                 state.tokens_seen += n_tokens
                 if state.batch_in_epoch >= len(order):
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                 window_loss, window_steps, tokens = window_loss + loss, window_steps + 1, tokens + n_tokens
-                elapsed = time.perf_counter() - started
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}",
-                                tok_s=f"{tokens / max(elapsed, 1e-9):.0f}", refresh=False)
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens / max(busy, 1e-9):.0f}",
+                                refresh=False)
                 if state.global_step % c.logging_steps == 0 or state.global_step == self.total_steps:
                     entry = {"step": state.global_step, "epoch": state.epoch, "loss": window_loss / window_steps,
                              "grad_norm": norm, "learning_rate": lr,
-                             "tokens_per_s": tokens / max(elapsed, 1e-9)}
+                             "tokens_per_s": tokens / max(busy, 1e-9)}
                     state.log_history.append(entry)
                     if not show_bar:  # the bar shows the same figures
                         self.say(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
