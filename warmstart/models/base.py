@@ -73,6 +73,7 @@ class PreTrainedModel(nn.Module, GenerationMixin):
         out = self.get_output_embeddings()
         if out is not None and self.config.tie_word_embeddings:
             out.weight = self.get_input_embeddings().weight
+            _sparse_lookup_gradient(self.base_model)
 
     def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None
                                 ) -> nn.Embedding:
@@ -147,3 +148,27 @@ class PreTrainedModel(nn.Module, GenerationMixin):
         from ..checkpoint.pretrained import save_pretrained
 
         save_pretrained(self, save_directory, **kwargs)
+
+
+def _densify(weight: torch.Tensor) -> None:
+    if weight.grad is not None and weight.grad.is_sparse:
+        weight.grad = weight.grad.to_dense()
+
+
+def _sparse_lookup_gradient(base: nn.Module) -> None:
+    """Let a tied embedding's lookup send its gradient as sparse rows.
+
+    The output projection gives the shared (vocab, hidden) matrix a dense gradient anyway; the lookup touches only
+    the rows of the batch's tokens, so autograd adds those rows into it instead of zero-filling and adding a second
+    full-size buffer (two passes over vocab x hidden floats per step). A hook turns a gradient that arrives sparse
+    on its own (the lookup used without the head) into a dense one, so optimizers always see a dense ``.grad``.
+    The nn.Embedding itself stays ``sparse=False``: DistributedDataParallel reads that flag to expect sparse grads.
+    """
+    embeddings = getattr(base, "embeddings", None)
+    if not hasattr(embeddings, "sparse_lookup"):
+        return
+    embeddings.sparse_lookup = True
+    w = embeddings.word_embeddings.weight
+    hooks = getattr(w, "_post_accumulate_grad_hooks", None) or {}
+    if w.requires_grad and _densify not in hooks.values():
+        w.register_post_accumulate_grad_hook(_densify)

@@ -13,6 +13,7 @@ from torch import nn
 from ..config import BertConfig
 from ..nn import Embeddings, LMHead, Pooler, TransformerStack, run_backbone
 from ..nn.dropout import Dropout
+from ..nn.losses import cross_entropy
 from . import outputs as O
 from .base import PreTrainedModel
 
@@ -94,8 +95,8 @@ def _lm_head(config: BertConfig) -> LMHead:
     return LMHead(config.hidden_size, config.vocab_size, act=config.hidden_act, layer_norm_eps=config.layer_norm_eps)
 
 
-def _ce(logits: torch.Tensor, labels: torch.Tensor, **kw) -> torch.Tensor:
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1).to(logits.device), **kw)
+def _ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index)
 
 
 class _WithLMHead(BertPreTrainedModel):

@@ -23,11 +23,11 @@ import os
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import AutoConfig
 from ..nn import Attention, KVCache
+from ..nn.losses import cross_entropy
 from . import outputs as O
 from .auto import AutoModel, AutoModelForCausalLM
 from .base import PreTrainedModel
@@ -283,8 +283,7 @@ class EncoderDecoderModel(PreTrainedModel):
                 raise ValueError(f"labels shape {tuple(labels.shape)} does not match the decoder's output "
                                  f"{tuple(logits.shape[:2])} (batch, target_length)")
             # The loss is computed here, unshifted: the decoder input already is the shifted labels.
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                   ignore_index=-100)
+            loss = cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
         out = O.Seq2SeqLMOutput(
             loss=loss, logits=logits, past_key_values=dec.past_key_values, decoder_hidden_states=dec.hidden_states,
             decoder_attentions=dec.attentions, cross_attentions=dec.cross_attentions,

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import KVCache
-from .dropout import dropout as dropout_fn
+from .dropout import dropout as dropout_fn, keep_mask
 from .packing import Packing
 
 __all__ = ["Attention"]
@@ -120,6 +120,11 @@ class Attention(nn.Module):
         if mask is not None:
             scores = scores + mask
         probs = torch.softmax(scores, dim=-1)
+        if dropout > 0.0 and not need_weights:
+            # Zero the dropped probabilities and scale the (T, D) output instead of the (T, S) probabilities.
+            keep, rescale = keep_mask(probs, dropout)
+            kept = probs * keep if head_mask is None else probs * keep * head_mask
+            return torch.matmul(kept, v) * rescale, None
         kept = dropout_fn(probs, dropout, self.training)
         if head_mask is not None:
             kept = kept * head_mask

@@ -2,19 +2,19 @@
 
 torch's CPU dropout draws one Bernoulli sample per element from a serial generator, which made it the largest
 single cost of a MiniLM bert2bert training step (~19% under bf16 autocast). Here one 64-bit draw feeds four
-elements: each 16-bit slice, masked to 15 bits, is compared with p * 2^15. The drop probability is thus p rounded
-to a multiple of 2^-15 (0.1 -> 0.100006), and kept values are scaled by the exact 1 / (1 - p_effective), so the
-expectation is preserved as with torch's dropout. Random streams differ from torch's; the distribution does not.
+elements: each 16-bit slice, read as a signed integer, is compared with a threshold, so an element is dropped with
+probability p rounded to a multiple of 2^-16 (0.1 -> 0.100006); kept values are scaled by the exact
+1 / (1 - p_effective), so the expectation is preserved as with torch's dropout. Random streams differ from torch's;
+the distribution does not.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["Dropout", "dropout"]
+__all__ = ["Dropout", "dropout", "keep_mask"]
 
-_BITS = 15
-_SCALE = 1 << _BITS
+_SCALE = 1 << 16  # values a 16-bit slice takes
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -22,15 +22,25 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if p >= 1.0:
         return x * 0.0
-    threshold = round(p * _SCALE)
-    n = x.numel()
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_()
-    slices = words.view(torch.int16)[:n].view(x.shape) & (_SCALE - 1)  # 15 uniform bits per element
-    keep = slices >= threshold
-    scale = _SCALE / (_SCALE - threshold)
-    # One multiply forward and one backward: the mask is folded with the scale into x's dtype once.
-    return x * keep.to(x.dtype).mul_(scale)
+    keep, scale = keep_mask(x, p)
+    # One multiply forward and one backward: the mask carries the scale, built in x's dtype in one pass.
+    return x * torch.where(keep, torch.tensor(scale, dtype=x.dtype, device=x.device),
+                           torch.tensor(0.0, dtype=x.dtype, device=x.device))
 
+
+def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """A bool tensor shaped like x (True: keep, with probability 1 - p) and the scale kept values get.
+
+    For callers that can apply the scale somewhere cheaper, e.g. attention scales its (T, D) output rather than
+    the (T, S) probabilities.
+    """
+    threshold = min(round(p * _SCALE), _SCALE - 1)
+    n = x.numel()
+    # The full signed range: a bare random_() leaves the top bit 0, which would bias every fourth slice.
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), None)
+    # A uniform int16 is below threshold - 2^15 with probability threshold / 2^16.
+    keep = words.view(torch.int16)[:n].view(x.shape) >= threshold - _SCALE // 2
+    return keep, _SCALE / (_SCALE - threshold)
 
 class Dropout(nn.Module):
     """Drop-in for torch.nn.Dropout (same ``p`` attribute and train/eval behaviour)."""

@@ -7,6 +7,7 @@ up in its word table (transformers' convention, kept from the original GPT). One
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .dropout import Dropout
@@ -59,6 +60,9 @@ class Embeddings(nn.Module):
             raise ValueError("position_offset_from_padding needs a pad_token_id: positions are numbered after it")
         # GPT-2: token_type_ids index the word table and are added only when given.
         self.token_types_from_words = token_types_from_words
+        # Set when the word table is tied to an output projection (models.base): the lookup's gradient goes out
+        # as sparse rows that autograd adds into the projection's dense gradient.
+        self.sparse_lookup = False
 
     @property
     def max_positions(self) -> int:
@@ -90,7 +94,12 @@ class Embeddings(nn.Module):
         inputs_embeds: torch.Tensor | None = None,  # (B, T, C)
         past_length: int = 0,
     ) -> torch.Tensor:
-        x = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        if inputs_embeds is not None:
+            x = inputs_embeds
+        elif self.sparse_lookup and torch.is_grad_enabled():
+            x = F.embedding(input_ids, self.word_embeddings.weight, self.word_embeddings.padding_idx, sparse=True)
+        else:
+            x = self.word_embeddings(input_ids)
         shape = x.shape[:2]
         if self.token_type_embeddings is not None:
             if token_type_ids is None:

@@ -1,0 +1,39 @@
+"""Tied input/output embeddings: the lookup's gradient is added sparsely, the optimizer still sees a dense grad."""
+import torch
+
+from warmstart import BertConfig, BertLMHeadModel
+
+CFG = dict(vocab_size=97, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37,
+           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, is_decoder=True)
+
+
+def test_tied_gradient_equals_untied_sum():
+    torch.manual_seed(0)
+    tied = BertLMHeadModel(BertConfig(**CFG))
+    untied = BertLMHeadModel(BertConfig(**CFG, tie_word_embeddings=False))
+    untied.load_state_dict(tied.state_dict())
+    with torch.no_grad():
+        untied.get_output_embeddings().weight.copy_(tied.get_output_embeddings().weight)
+    ids = torch.randint(0, 97, (3, 9))
+    tied(ids, labels=ids).loss.backward()
+    untied(ids, labels=ids).loss.backward()
+    grad = tied.get_input_embeddings().weight.grad
+    assert grad.layout == torch.strided
+    want = untied.get_input_embeddings().weight.grad + untied.get_output_embeddings().weight.grad
+    torch.testing.assert_close(grad, want, atol=1e-6, rtol=1e-5)
+
+
+def test_lookup_alone_still_gives_a_dense_gradient():
+    model = BertLMHeadModel(BertConfig(**CFG))
+    model.bert(torch.randint(0, 97, (2, 5))).last_hidden_state.sum().backward()
+    grad = model.get_input_embeddings().weight.grad
+    assert grad.layout == torch.strided and grad.abs().sum() > 0
+    torch.optim.AdamW(model.parameters(), fused=True).step()  # fused AdamW refuses sparse gradients
+
+
+def test_hook_registered_once():
+    model = BertLMHeadModel(BertConfig(**CFG))
+    model.tie_weights()
+    model.tie_weights()
+    hooks = model.bert.embeddings.word_embeddings.weight._post_accumulate_grad_hooks
+    assert len(hooks) == 1

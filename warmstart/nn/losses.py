@@ -1,0 +1,69 @@
+"""Token-level cross-entropy over a large vocabulary, with a lean backward.
+
+``F.cross_entropy(logits.float(), labels)`` keeps a float32 copy of the logits (under bf16 autocast), writes the full
+(N, V) log-softmax, and in backward zero-fills an (N, V) buffer for the NLL gradient before the log-softmax backward
+reads both again. For a language-model head (V = 30k and more) those passes over N x V memory cost as much as the
+head's matmul. Here forward keeps only one float per row (the log-sum-exp) and backward writes the gradient once:
+softmax minus one-hot, scaled, computed in row chunks small enough to stay in cache. The value is the same loss
+(mean over the rows whose label is not ``ignore_index``; NaN when there are none, as torch gives).
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["cross_entropy"]
+
+_CHUNK_ELEMENTS = 1 << 19  # rows per chunk * V: 2 MiB of float32 temporaries, about one core's L2
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean cross-entropy of (N, V) logits (any float dtype, computed in float32) against (N,) integer labels."""
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"cross_entropy needs (N, V) logits and (N,) labels, got {tuple(logits.shape)} and "
+                         f"{tuple(labels.shape)}")
+    vocab = logits.shape[1]
+    labels = labels.to(logits.device)
+    valid = labels != ignore_index
+    if labels.numel():
+        bad = labels[valid & ((labels < 0) | (labels >= vocab))]
+        if bad.numel():
+            raise ValueError(f"labels contain {int(bad[0])}, outside [0, {vocab}) (the vocabulary size); use "
+                             f"{ignore_index} for positions the loss should ignore")
+    return _CrossEntropy.apply(logits, labels.masked_fill(~valid, 0), valid)
+
+
+def _chunks(rows: int, vocab: int):
+    step = max(1, _CHUNK_ELEMENTS // max(vocab, 1))
+    return ((s, min(s + step, rows)) for s in range(0, rows, step))
+
+
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        rows, vocab = logits.shape
+        lse = torch.empty(rows, dtype=torch.float32, device=logits.device)
+        for s, e in _chunks(rows, vocab):
+            lse[s:e] = torch.logsumexp(logits[s:e].float(), dim=-1)
+        picked = logits.gather(1, labels[:, None]).squeeze(1).float()
+        weight = valid.float()
+        count = weight.sum()
+        loss = ((lse - picked) * weight).sum() / count
+        ctx.save_for_backward(logits, labels, lse, weight / count.clamp_min(1))  # no rows: zero gradient
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        logits, labels, lse, row_weight = ctx.saved_tensors
+        rows, vocab = logits.shape
+        scale = row_weight * grad_loss  # (N,): d loss / d (-log p[label]) per row, 0 for ignored rows
+        grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
+        for s, e in _chunks(rows, vocab):
+            # d/dz of (lse(z) - z[label]) is softmax(z) - onehot(label).
+            z = logits[s:e]
+            direct = z.dtype == torch.float32  # else work in float32 and round once into the gradient
+            out = grad[s:e] if direct else torch.empty(z.shape, device=z.device)
+            torch.sub(z, lse[s:e, None], out=out).exp_().mul_(scale[s:e, None])
+            out[torch.arange(e - s, device=out.device), labels[s:e]] -= scale[s:e]
+            if not direct:
+                grad[s:e] = out
+        return grad, None, None
