@@ -5,7 +5,7 @@ from torch import nn
 
 from warmstart.generation import fast_linear as FL
 
-pytestmark = pytest.mark.skipif(not FL._available(), reason="PyTorch built without MKL")
+pytestmark = pytest.mark.skipif(not FL._mkl_available(), reason="PyTorch built without MKL")
 
 
 def test_packed_rows_match_and_other_shapes_fall_back():
@@ -48,3 +48,17 @@ def test_gradients_use_the_ordinary_kernel():
         x = torch.randn(3, 512, requires_grad=True)
         lin(x).sum().backward()
     assert x.grad is not None and lin.weight.grad is not None
+
+
+@pytest.mark.skipif(not FL._onednn_bf16_available(), reason="no oneDNN bfloat16 kernels on this CPU")
+def test_bfloat16_packed_equals_f_linear_for_any_row_count():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(512, 1024)).to(torch.bfloat16)
+    with torch.inference_mode():
+        xs = [torch.randn(4, 1, 512, dtype=torch.bfloat16), torch.randn(7, 512, dtype=torch.bfloat16)]
+        want = [model(x) for x in xs]
+        with FL.packed_linears(model, model, rows=4):
+            assert "forward" in model[0].__dict__
+            got = [model(x) for x in xs]
+    for g, w in zip(got, want):
+        assert g.dtype == torch.bfloat16 and torch.equal(g, w)

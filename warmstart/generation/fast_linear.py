@@ -1,10 +1,12 @@
-"""Decode-step matrix products with MKL's packed weights (CPU, float32).
+"""Decode-step matrix products with pre-packed weights (CPU: MKL for float32, oneDNN for bfloat16).
 
 A decode step multiplies a few rows (one per beam or input) by every weight matrix of the decoder, the LM head's
 (vocab x hidden) matrix being the largest: the step is bound by how fast weights stream from memory. With weights
-pre-packed for that row count, MKL's GEMM streams them 1.5-2x faster than the ordinary ``F.linear`` kernel (which
-reads a row-major weight transposed). While ``packed_linears`` is active, the decoder's ``nn.Linear`` layers use
-the packed copy for inputs with exactly that many rows and the ordinary kernel otherwise (prefill).
+pre-packed for that row count, MKL's GEMM streams float32 weights 1.5-2x faster than the ordinary ``F.linear`` kernel
+(which reads a row-major weight transposed), and oneDNN's packed bfloat16 kernel (AMX / AVX-512 BF16) runs 1.7-2.4x
+faster than ``F.linear`` on bfloat16, with identical results. While ``packed_linears`` is active, the decoder's
+``nn.Linear`` layers use the packed copy (float32: for inputs with exactly that many rows, the ordinary kernel
+otherwise, e.g. prefill; bfloat16: any row count).
 
 Packing costs a copy of the weights, kept on the model for later calls and rebuilt when a weight changes (its
 version counter moves, e.g. after an optimiser step). Only matrices big enough to gain are packed, so small models
@@ -25,24 +27,41 @@ MIN_PACKED_ELEMENTS = 1 << 17  # 131k weights (a 384 x 384 projection): smaller 
 _CACHE_ATTR = "_warmstart_packed_weights"
 
 
-def _available() -> bool:
+def _mkl_available() -> bool:
     return torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_linear")
+
+
+def _onednn_bf16_available() -> bool:
+    ops = torch.ops.mkldnn
+    return (torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_linear_weight")
+            and hasattr(ops, "_linear_pointwise") and bool(getattr(ops, "_is_mkldnn_bf16_supported", lambda: False)()))
+
+
+def _pack(w: torch.Tensor, rows: int) -> torch.Tensor:
+    if w.dtype == torch.float32:
+        return torch.ops.mkl._mkl_reorder_linear_weight(w, rows)
+    return torch.ops.mkldnn._reorder_linear_weight(w, rows)
 
 
 def _forward(lin: nn.Linear, packed: torch.Tensor, rows: int, x: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled():
         return F.linear(x, lin.weight, lin.bias)
-    # MKL uses the packed copy when x holds `rows` rows (any leading shape) and the plain weight otherwise.
-    return torch.ops.mkl._mkl_linear(x, packed, lin.weight, lin.bias, rows)
+    if packed.dtype == torch.float32:
+        # MKL uses the packed copy when x holds `rows` rows (any leading shape) and the plain weight otherwise.
+        return torch.ops.mkl._mkl_linear(x, packed, lin.weight, lin.bias, rows)
+    if x.dtype != packed.dtype:
+        return F.linear(x, lin.weight, lin.bias)
+    return torch.ops.mkldnn._linear_pointwise(x, packed, lin.bias, "none", [], "")
 
 
 @contextlib.contextmanager
 def packed_linears(owner: nn.Module, module: nn.Module, rows: int, enabled: bool = True):
-    """Within the block, ``module``'s large float32 CPU ``nn.Linear`` layers run (rows, in) inputs packed.
+    """Within the block, ``module``'s large float32 / bfloat16 CPU ``nn.Linear`` layers run with packed weights.
 
     ``owner`` keeps the packed copies between calls (the top-level model, so they go away with it).
     """
-    if not enabled or not _available():
+    kinds = {torch.float32: _mkl_available(), torch.bfloat16: _onednn_bf16_available()}
+    if not enabled or not any(kinds.values()):
         yield
         return
     cache: dict = owner.__dict__.setdefault(_CACHE_ATTR, {})
@@ -50,13 +69,13 @@ def packed_linears(owner: nn.Module, module: nn.Module, rows: int, enabled: bool
     try:
         for lin in module.modules():
             w = lin.weight if type(lin) is nn.Linear else None
-            if w is None or w.device.type != "cpu" or w.dtype != torch.float32 or w.numel() < MIN_PACKED_ELEMENTS:
+            if w is None or w.device.type != "cpu" or not kinds.get(w.dtype) or w.numel() < MIN_PACKED_ELEMENTS:
                 continue
-            key = (w.data_ptr(), w._version, tuple(w.shape), rows)
+            key = (w.data_ptr(), w._version, tuple(w.shape), w.dtype, rows)
             entry = cache.get(id(lin))
             if entry is None or entry[0] != key:
                 with torch.no_grad():
-                    entry = (key, torch.ops.mkl._mkl_reorder_linear_weight(w.detach(), rows))
+                    entry = (key, _pack(w.detach(), rows))
                 cache[id(lin)] = entry
             lin.forward = functools.partial(_forward, lin, entry[1], rows)
             patched.append(lin)
