@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-SPECIALS = ["<|endoftext|>", "<s>", "</s>", "<mask>", "<pad>"]
+SPECIALS = ["<|endoftext|>", "<s>", "</s>", "<mask>", "<pad>", "<unk>"]
 
 # Any code point but lone surrogates (the Rust backend cannot take them; they have their own test).
 ANY_CHAR = st.characters(exclude_categories=("Cs",))
