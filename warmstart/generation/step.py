@@ -13,7 +13,7 @@ What keeps a step lean (the gpt-fast recipe, within the shared modules):
   samples of each input (transformers encodes every copy); beams of one input share their cross-attention cache,
   so reordering beams copies only the self-attention cache;
 - masks and positions are prepared once: an all-ones mask is dropped, a padded one lives in a preallocated buffer;
-- on CPU, generate() runs the steps with MKL-packed weights for the decode row count (fast_linear.py).
+- on CPU, generate() runs the steps with pre-packed weights (MKL for float32, oneDNN for bfloat16; fast_linear.py).
 """
 from __future__ import annotations
 
