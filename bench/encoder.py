@@ -8,26 +8,15 @@ padded batch, in fp32 and bf16, plus the import-time overhead of warmstart over 
 """
 from __future__ import annotations
 
-import importlib.util
-import os
+import argparse
+import subprocess
 import sys
+import tempfile
+import time
 
-# bench/tokenize.py shadows the standard library's tokenize (which torch imports): keep bench/ off sys.path and
-# load the shared helpers by file path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
-_spec = importlib.util.spec_from_file_location("bench_common", os.path.join(_HERE, "common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
+import torch
 
-import argparse  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-
-interleaved, table = common.interleaved, common.table
+from common import interleaved, table  # bench/ is sys.path[0] for a script here
 
 
 def import_overhead(reps: int = 7) -> tuple[float, float]:

@@ -12,26 +12,15 @@ and whether both libraries produced the same tokens.
 """
 from __future__ import annotations
 
-import importlib.util
+import argparse
+import logging
 import os
-import sys
+import tempfile
+import warnings
 
-# bench/tokenize.py shadows the standard library's tokenize (which torch imports): keep bench/ off sys.path and
-# load the shared helpers by file path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
-_spec = importlib.util.spec_from_file_location("bench_common", os.path.join(_HERE, "common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
+import torch
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import tempfile  # noqa: E402
-import warnings  # noqa: E402
-
-import torch  # noqa: E402
-
-interleaved, table = common.interleaved, common.table
+from common import interleaved, table  # bench/ is sys.path[0] for a script here
 
 TEXTS = [
     "PG&E stated it scheduled the blackouts in response to forecasts for high winds amid dry conditions. The aim is "

@@ -1,6 +1,6 @@
 """Tokenizer speed for the byte-level BPE and SentencePiece classes: warmstart vs transformers.
 
-Same lines and modes as bench/tokenize.py (which adds these rows to its table through `bench_rows`):
+Same lines and modes as bench/tokenization.py (which adds these rows to its table through `bench_rows`):
 "single" calls the tokenizer once per line, "batched" tokenizes all lines in one call (padding,
 truncation to 128, torch tensors). Ratios are transformers_time / warmstart_time (> 1: we are faster).
 
@@ -21,23 +21,13 @@ cache before every run.
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
+import tempfile
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# bench/tokenize.py shadows the standard library's `tokenize`; keep this folder off sys.path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
-
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import tempfile  # noqa: E402
+import common  # bench/ is sys.path[0] for a script here
 
 
-def _load_sibling(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(_HERE, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def train_assets(lines: list[str], folder: str) -> dict[str, str]:
@@ -118,8 +108,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--lines", type=int, default=10_000)
     args = parser.parse_args()
-    common = _load_sibling("common")
-    lines = _load_sibling("tokenize").real_lines(args.lines)
+    from tokenization import real_lines  # it imports this module: import it only when run as a script
+
+    lines = real_lines(args.lines)
     reps = 2 if args.quick else 5
     cjk = sum(any("\u3040" <= ch <= "\u9fff" for ch in line) for line in lines)
     print(f"{len(lines)} lines ({cjk} with Japanese/Chinese), {sum(map(len, lines))} characters; median of {reps} runs")

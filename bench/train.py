@@ -12,25 +12,17 @@ defaults (the per-tensor loop on CPU, what a hand-written loop like the seeds' g
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import importlib.util
+import logging
 import os
 import sys
+import tempfile
 
-# bench/tokenize.py would shadow the standard library's tokenize: keep bench/ off sys.path, load common by path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
-_spec = importlib.util.spec_from_file_location("bench_common", os.path.join(_HERE, "common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
+import torch
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import logging  # noqa: E402
-import tempfile  # noqa: E402
-
-import torch  # noqa: E402
-
-interleaved, table = common.interleaved, common.table
+from common import interleaved, table  # bench/ is sys.path[0] for a script here
 
 BATCH, SOURCE, TARGET = 8, 128, 32
 

@@ -49,7 +49,22 @@ def _is(kind: str, value: Any) -> bool:
     raise AssertionError(kind)
 
 
-class PretrainedConfig:
+class JsonConfig:
+    """JSON in and out for a config class with ``to_dict`` / ``to_diff_dict`` (model and generation configs)."""
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        data = self.to_diff_dict() if use_diff else self.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
+        Path(path).write_text(self.to_json_string(use_diff=use_diff), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any):
+        return cls(**{**data, **overrides})
+
+
+class PretrainedConfig(JsonConfig):
     """Base of every config. Subclasses extend ``FIELDS`` (name -> (default, "type|type")) and ``validate``."""
 
     model_type: ClassVar[str] = ""
@@ -185,20 +200,9 @@ class PretrainedConfig:
         defaults = type(self)().to_dict() if self.model_type != "encoder-decoder" else {}
         return {k: v for k, v in self.to_dict().items() if k == "model_type" or defaults.get(k, object()) != v}
 
-    def to_json_string(self, use_diff: bool = True) -> str:
-        data = self.to_diff_dict() if use_diff else self.to_dict()
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
-        Path(path).write_text(self.to_json_string(use_diff=use_diff), encoding="utf-8")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "PretrainedConfig":
-        return cls(**{**data, **overrides})
-
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "PretrainedConfig":
-        return cls.from_dict(_read_json(Path(path)))
+        return cls.from_dict(read_json(Path(path)))
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         from .checkpoint.pretrained import save_config  # atomic, shared with model saves
@@ -226,7 +230,7 @@ class PretrainedConfig:
         return f"{type(self).__name__} {self.to_json_string(use_diff=False)}"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -247,7 +251,7 @@ def load_config_dict(path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> d
     """Read config.json from a folder, a config.json path, or an existing Hugging Face cache entry."""
     path = Path(path_or_repo_id)
     if path.is_file():
-        return _read_json(path)
+        return read_json(path)
     from .checkpoint.hub import resolve_model_dir
 
     folder = resolve_model_dir(str(path_or_repo_id), **{k: v for k, v in hub_kwargs.items()
@@ -255,7 +259,7 @@ def load_config_dict(path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> d
     config_file = Path(folder) / CONFIG_NAME
     if not config_file.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {folder} (looked for {config_file})")
-    return _read_json(config_file)
+    return read_json(config_file)
 
 
 class _BertLikeConfig(PretrainedConfig):

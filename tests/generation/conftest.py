@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import warmstart as W  # noqa: E402
 from gen_support import CAUSAL, SEQ2SEQ, START  # noqa: E402
-from parity import spread_weights  # noqa: E402
+from parity import hf_encoder_decoder, spread_weights  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -33,13 +33,7 @@ def seq2seq_pair(tmp_path_factory):
 
     def get(name: str):
         if name not in built:
-            torch.manual_seed(0)
-            enc, dec = SEQ2SEQ[name]()
-            config = T.EncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
-            config.decoder_start_token_id = START
-            config.pad_token_id = dec.pad_token_id if dec.pad_token_id is not None else 0
-            hf = T.EncoderDecoderModel(config=config)
-            spread_weights(hf)
+            hf = hf_encoder_decoder(*SEQ2SEQ[name](), START)
             folder = tmp_path_factory.mktemp(name)
             hf.save_pretrained(folder)
             built[name] = (T.EncoderDecoderModel.from_pretrained(folder).eval(),

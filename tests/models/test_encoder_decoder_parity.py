@@ -8,7 +8,7 @@ import pytest
 import torch
 import transformers as T
 
-from parity import TINY, assert_close, spread_weights
+from parity import TINY, assert_close, hf_encoder_decoder
 from warmstart.checkpoint.keymaps import KEYMAPS
 from warmstart.models.encoder_decoder import EncoderDecoderModel
 from warmstart.nn import KVCache
@@ -31,14 +31,8 @@ START = 3  # decoder_start_token_id; not the pad id of any family, so the first 
 
 
 def _pair(tmp_path, name):
-    torch.manual_seed(0)
-    enc, dec = PAIRS[name]()
-    config = T.EncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
-    config.decoder_start_token_id = START
-    config.pad_token_id = dec.pad_token_id if dec.pad_token_id is not None else 0
-    hf = T.EncoderDecoderModel(config=config)
+    hf = hf_encoder_decoder(*PAIRS[name](), START)
     hf.set_attn_implementation("eager")  # attention probabilities are compared too
-    spread_weights(hf)
     hf.save_pretrained(tmp_path / "hf")
     ours = EncoderDecoderModel.from_pretrained(tmp_path / "hf")
     return hf.eval(), ours

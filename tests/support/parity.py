@@ -39,3 +39,17 @@ def inputs(batch: int = 2, length: int = 9, vocab: int = 99, pad_row_from: int |
     types = torch.zeros(batch, length, dtype=torch.long)
     types[:, length // 2:] = 1
     return ids, mask, types
+
+
+def hf_encoder_decoder(encoder_config, decoder_config, start: int):
+    """transformers' EncoderDecoderModel of two configs (the oracle), spread weights, ``decoder_start_token_id`` =
+    start and ``pad_token_id`` = the decoder's (0 when it has none)."""
+    import transformers as T
+
+    torch.manual_seed(0)
+    config = T.EncoderDecoderConfig.from_encoder_decoder_configs(encoder_config, decoder_config)
+    config.decoder_start_token_id = start
+    config.pad_token_id = decoder_config.pad_token_id if decoder_config.pad_token_id is not None else 0
+    hf = T.EncoderDecoderModel(config=config)
+    spread_weights(hf)
+    return hf

@@ -11,10 +11,11 @@ transformers (which leaves unset fields out) loads here unchanged. Unknown keys 
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ..config import JsonConfig, read_json
 
 __all__ = ["GenerationConfig", "GENERATION_CONFIG_NAME"]
 
@@ -73,7 +74,7 @@ def _token_ids(v: Any) -> bool:
         _is_int(t) and t >= 0 for t in v)
 
 
-class GenerationConfig:
+class GenerationConfig(JsonConfig):
     """Parameters of one ``generate()`` call (see DEFAULTS for the fields and their defaults)."""
 
     def __init__(self, **kwargs: Any):
@@ -203,17 +204,6 @@ class GenerationConfig:
         """Only what differs from the defaults (transformers' on-disk format)."""
         return {k: v for k, v in self.to_dict().items() if k not in DEFAULTS or DEFAULTS[k] != v}
 
-    def to_json_string(self, use_diff: bool = True) -> str:
-        data = self.to_diff_dict() if use_diff else self.to_dict()
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
-        Path(path).write_text(self.to_json_string(use_diff=use_diff), encoding="utf-8")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> "GenerationConfig":
-        return cls(**{**data, **kwargs})
-
     def save_pretrained(self, save_directory: str | os.PathLike, config_file_name: str | None = None) -> None:
         folder = Path(save_directory)
         if folder.is_file():
@@ -239,13 +229,7 @@ class GenerationConfig:
             path = Path(resolve_model_dir(str(pretrained_model_name))) / name
         if not path.is_file():
             raise FileNotFoundError(f"no {name} in {path.parent}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-        config = cls.from_dict(data, **kwargs)
+        config = cls.from_dict(read_json(path), **kwargs)
         if config._from_model_config:
             object.__setattr__(config, "_file_base", {k: v for k, v in config.to_diff_dict().items()
                                                       if k != "_from_model_config"})

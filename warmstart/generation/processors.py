@@ -18,16 +18,7 @@ from typing import Callable
 
 import torch
 
-__all__ = [
-    "LogitsProcessor", "LogitsProcessorList", "MinLengthLogitsProcessor", "MinNewTokensLengthLogitsProcessor",
-    "TemperatureLogitsWarper", "RepetitionPenaltyLogitsProcessor", "EncoderRepetitionPenaltyLogitsProcessor",
-    "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper", "TypicalLogitsWarper", "EpsilonLogitsWarper",
-    "EtaLogitsWarper", "NoRepeatNGramLogitsProcessor", "EncoderNoRepeatNGramLogitsProcessor",
-    "SequenceBiasLogitsProcessor", "NoBadWordsLogitsProcessor", "PrefixConstrainedLogitsProcessor",
-    "ForcedBOSTokenLogitsProcessor", "ForcedEOSTokenLogitsProcessor", "InfNanRemoveLogitsProcessor",
-    "ExponentialDecayLengthPenalty", "LogitNormalization", "SuppressTokensLogitsProcessor",
-    "SuppressTokensAtBeginLogitsProcessor", "HammingDiversityLogitsProcessor",
-]
+# The public names are listed once, in warmstart/generation/__init__.py (the package resolves them lazily).
 
 NEG_INF = -math.inf
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..config import AutoConfig
 from ..nn import Attention, KVCache
-from ..nn.losses import cross_entropy
+from ..nn.losses import check_label_range, cross_entropy
 from . import outputs as O
 from .auto import AutoModel, AutoModelForCausalLM
 from .base import PreTrainedModel
@@ -65,10 +65,7 @@ def _check_labels(labels: torch.Tensor, vocab_size: int) -> None:
                          f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integer token ids (torch.long), got dtype {labels.dtype}")
-    bad = labels[(labels != -100) & ((labels < 0) | (labels >= vocab_size))]
-    if bad.numel():
-        raise ValueError(f"labels contain {int(bad[0])}, outside [0, {vocab_size}) (the decoder's vocab_size); use "
-                         "-100 for positions the loss should ignore")
+    check_label_range(labels, vocab_size, what="the decoder's vocab_size")
 
 
 def _as_encoder_output(encoder_outputs: Any):
@@ -283,7 +280,7 @@ class EncoderDecoderModel(PreTrainedModel):
                 raise ValueError(f"labels shape {tuple(labels.shape)} does not match the decoder's output "
                                  f"{tuple(logits.shape[:2])} (batch, target_length)")
             # The loss is computed here, unshifted: the decoder input already is the shifted labels.
-            loss = cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+            loss = cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), labels_checked=True)
         out = O.Seq2SeqLMOutput(
             loss=loss, logits=logits, past_key_values=dec.past_key_values, decoder_hidden_states=dec.hidden_states,
             decoder_attentions=dec.attentions, cross_attentions=dec.cross_attentions,

@@ -11,24 +11,33 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["cross_entropy"]
+__all__ = ["cross_entropy", "check_label_range"]
 
 _CHUNK_ELEMENTS = 1 << 19  # rows per chunk * V: 2 MiB of float32 temporaries, about one core's L2
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-    """Mean cross-entropy of (N, V) logits (any float dtype, computed in float32) against (N,) integer labels."""
+def check_label_range(labels: torch.Tensor, vocab: int, ignore_index: int = -100,
+                      what: str = "the vocabulary size") -> None:
+    """A clear error for a label outside [0, vocab) that is not ``ignore_index`` (torch raises a bare IndexError)."""
+    bad = labels[(labels != ignore_index) & ((labels < 0) | (labels >= vocab))]
+    if bad.numel():
+        raise ValueError(f"labels contain {int(bad[0])}, outside [0, {vocab}) ({what}); use {ignore_index} for "
+                         "positions the loss should ignore")
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100,
+                  labels_checked: bool = False) -> torch.Tensor:
+    """Mean cross-entropy of (N, V) logits (any float dtype, computed in float32) against (N,) integer labels.
+
+    ``labels_checked``: the caller already ran ``check_label_range`` (before its forward pass).
+    """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"cross_entropy needs (N, V) logits and (N,) labels, got {tuple(logits.shape)} and "
                          f"{tuple(labels.shape)}")
-    vocab = logits.shape[1]
     labels = labels.to(logits.device)
+    if not labels_checked:
+        check_label_range(labels, logits.shape[1], ignore_index)
     valid = labels != ignore_index
-    if labels.numel():
-        bad = labels[valid & ((labels < 0) | (labels >= vocab))]
-        if bad.numel():
-            raise ValueError(f"labels contain {int(bad[0])}, outside [0, {vocab}) (the vocabulary size); use "
-                             f"{ignore_index} for positions the loss should ignore")
     return _CrossEntropy.apply(logits, labels.masked_fill(~valid, 0), valid)
 
 

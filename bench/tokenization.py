@@ -7,35 +7,23 @@ Prints transformers_time / warmstart_time per class and mode (> 1 means warmstar
 truncation to 128, torch tensors). Our pure-Python class caches the WordPiece split of each distinct
 word, so its "cold" rows clear that cache before every run. The lines come from text installed on the
 machine (Python's CJK test texts, vim's translated tutors, licences, Debian changelogs, Python sources)
-with a few built-in Japanese/Chinese/English lines. If bench/tokenize_bpe.py exists (the BPE and
-SentencePiece tokenizers), its rows are added.
+with a few built-in Japanese/Chinese/English lines. The rows of bench/tokenize_bpe.py (the BPE and
+SentencePiece tokenizers) are added.
 
-    .venv/bin/python bench/tokenize.py            # full table
-    .venv/bin/python bench/tokenize.py --quick    # fewer repetitions
+    .venv/bin/python bench/tokenization.py            # full table
+    .venv/bin/python bench/tokenization.py --quick    # fewer repetitions
 """
 
 from __future__ import annotations
 
+import argparse
+import glob
+import gzip
 import os
-import sys
+import sysconfig
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# This file shares its name with the standard library's `tokenize` module, which linecache, inspect
-# and torch import; keep this folder off sys.path so that they still get the standard one.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
-
-import argparse  # noqa: E402
-import glob  # noqa: E402
-import gzip  # noqa: E402
-import importlib.util  # noqa: E402
-import sysconfig  # noqa: E402
-
-
-def _load_sibling(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(_HERE, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import common  # bench/ is sys.path[0] for a script here
+import tokenize_bpe
 
 
 BUILTIN_LINES = [
@@ -113,25 +101,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--lines", type=int, default=10_000)
     args = parser.parse_args()
-    common = _load_sibling("common")
     reps = 2 if args.quick else 5
     lines = real_lines(args.lines)
     cjk = sum(any("\u3040" <= ch <= "\u9fff" for ch in line) for line in lines)
     print(f"{len(lines)} lines ({cjk} with Japanese/Chinese), {sum(map(len, lines))} characters; median of {reps} runs")
 
-    rows = bert_rows(lines, reps, common.interleaved)
-    bpe_script = os.path.join(_HERE, "tokenize_bpe.py")
-    bpe = _load_sibling("tokenize_bpe") if os.path.exists(bpe_script) else None
-    if bpe is not None and hasattr(bpe, "bench_rows"):
-        # bench_rows(lines, reps, interleaved) -> [(class, mode, transformers_s, warmstart_s), ...]
-        rows += bpe.bench_rows(lines, reps, common.interleaved)
+    rows = bert_rows(lines, reps, common.interleaved) + tokenize_bpe.bench_rows(lines, reps, common.interleaved)
     header = ("class", "mode", "transformers s", "warmstart s", "ratio (transformers/warmstart)")
     print(common.table([(c, m, f"{t:.3f}", f"{o:.3f}", f"{t / o:.2f}x") for c, m, t, o in rows], header))
-    if bpe is not None and not hasattr(bpe, "bench_rows"):  # its own table, from its own main()
-        import subprocess
-
-        print()
-        subprocess.run([sys.executable, bpe_script] + (["--quick"] if args.quick else []), check=False)
 
 
 if __name__ == "__main__":
