@@ -1,38 +1,51 @@
 """warmstart: BERT-family models and warm-started encoder-decoders, interchangeable with transformers.
 
-Names are resolved lazily so ``import warmstart`` costs little beyond ``import torch``.
+Names are resolved lazily, so ``import warmstart`` imports neither torch, TensorFlow nor JAX: a name is imported
+when first used. Model, config and tokenizer classes are found through the family records (``warmstart.families``),
+so a new family needs no line here.
 """
 from __future__ import annotations
 
 import importlib
 
+from .families import FAMILIES
+
 __version__ = "0.1.0"
 
+# Names that no family record declares.
 _EXPORTS = {
-    "warmstart.config": ["PretrainedConfig", "BertConfig", "AutoConfig", "BertGenerationConfig", "RobertaConfig",
-                         "GPT2Config"],
-    "warmstart.models": [
-        "BertModel", "BertForPreTraining", "BertLMHeadModel", "BertForMaskedLM", "BertForNextSentencePrediction",
-        "BertForSequenceClassification", "BertForMultipleChoice", "BertForTokenClassification",
-        "BertForQuestionAnswering", "BertPreTrainedModel", "AutoModel", "AutoModelForMaskedLM",
-        "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
-        "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice", "AutoModelForPreTraining",
-        "AutoModelForNextSentencePrediction", "AutoModelForSeq2SeqLM",
-        "BertGenerationEncoder", "BertGenerationDecoder", "BertGenerationPreTrainedModel", "RobertaModel",
-        "RobertaForCausalLM", "RobertaForMaskedLM", "RobertaPreTrainedModel", "GPT2Model", "GPT2LMHeadModel",
-        "GPT2PreTrainedModel",
-    ],
+    "warmstart.config": ["PretrainedConfig", "AutoConfig", "EncoderDecoderConfig", "GenerationConfig"],
+    "warmstart.models.auto": [
+        "AutoModel", "AutoModelForMaskedLM", "AutoModelForCausalLM", "AutoModelForSequenceClassification",
+        "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
+        "AutoModelForPreTraining", "AutoModelForNextSentencePrediction", "AutoModelForSeq2SeqLM"],
     "warmstart.models.base": ["PreTrainedModel"],
-    "warmstart.models.encoder_decoder": ["EncoderDecoderModel", "EncoderDecoderConfig"],
+    "warmstart.models.bert": ["BertPreTrainedModel"],
+    "warmstart.models.bert_generation": ["BertGenerationPreTrainedModel"],
+    "warmstart.models.roberta": ["RobertaPreTrainedModel"],
+    "warmstart.models.gpt2": ["GPT2PreTrainedModel"],
     "warmstart.nn.cache": ["KVCache"],
     "warmstart.train": ["DataCollatorForSeq2Seq", "DataCollatorForLanguageModeling"],
-    "warmstart.generation": ["GenerationConfig", "GenerationMixin", "TextStreamer", "TextIteratorStreamer",
-                             "LogitsProcessor", "LogitsProcessorList", "StoppingCriteria", "StoppingCriteriaList"],
-    "warmstart.tokenizers": ["BertTokenizer", "BertTokenizerFast", "BertGenerationTokenizer", "GPT2Tokenizer",
-                             "GPT2TokenizerFast", "RobertaTokenizer", "RobertaTokenizerFast", "AutoTokenizer",
-                             "BatchEncoding", "PreTrainedTokenizer", "PreTrainedTokenizerFast"],
+    "warmstart.generation": ["GenerationMixin", "TextStreamer", "TextIteratorStreamer", "LogitsProcessor",
+                             "LogitsProcessorList", "StoppingCriteria", "StoppingCriteriaList"],
+    "warmstart.tokenizers": ["AutoTokenizer", "BatchEncoding", "PreTrainedTokenizer", "PreTrainedTokenizerFast"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def _family_names() -> dict[str, str]:
+    """Every config, model and tokenizer class the family records name -> its module."""
+    out: dict[str, str] = {}
+    for record in FAMILIES.values():
+        paths = [record.config, *record.classes.get("pt", {}).values()]
+        for path in paths:
+            module, _, name = path.partition(":")
+            out[name] = module
+        for name in record.tokenizers:
+            out[name] = "warmstart.tokenizers"
+    return out
+
+
+_WHERE = {**_family_names(), **{name: module for module, names in _EXPORTS.items() for name in names}}
 __all__ = sorted(_WHERE)
 
 
@@ -40,7 +53,10 @@ def __getattr__(name: str):
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'warmstart' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except AttributeError:
+        raise AttributeError(f"module 'warmstart' has no attribute {name!r} ({module} does not define it)") from None
     globals()[name] = value
     return value
 

@@ -7,7 +7,7 @@ import transformers as T
 from safetensors.torch import load_file, save_file
 
 import warmstart as W
-from warmstart.checkpoint import LoadingError
+from warmstart.checkpoint.pretrained import LoadingError
 from parity import TINY, assert_close, inputs, spread_weights
 
 

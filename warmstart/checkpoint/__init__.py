@@ -1,8 +1,3 @@
-"""Checkpoints in transformers' layout: key maps, file I/O, from_pretrained / save_pretrained."""
-from .hub import resolve_model_dir
-from .io import CheckpointError, atomic_save, find_weights, load_state_dict, save_state_dict
-from .keymaps import KEYMAPS, KeyMap, Rule
-from .pretrained import LoadingError, load_pretrained, save_pretrained
-
-__all__ = ["resolve_model_dir", "CheckpointError", "atomic_save", "find_weights", "load_state_dict",
-           "save_state_dict", "KEYMAPS", "KeyMap", "Rule", "LoadingError", "load_pretrained", "save_pretrained"]
+"""Checkpoints in transformers' layout: key maps as data (framework-free), and the PyTorch wing's weight I/O and
+from_pretrained / save_pretrained. Submodules are imported by name; only ``keymaps`` and ``arrays`` are torch-free.
+"""

@@ -6,31 +6,23 @@ is mapped with its own family key map — plus the composite's own layers (``enc
 """
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import CONFIG_NAME
-from ..generation.mixin import attach_generation_config
-from .hub import resolve_model_dir
-from .io import load_state_dict
 from .keymaps import KEYMAPS
-from .pretrained import (LoadingError, _HUB_KWARGS, _short, export_state_dict, load_into, log, resolve_dtype,
-                         save_pretrained)
+from .pretrained import LoadingError, LoadRequest, _short, export_state_dict, load_into, log, read_model_config, \
+    save_pretrained
 
 __all__ = ["export_composite_state_dict", "load_composite_state_dict", "load_composite", "save_composite"]
 
 
 def _parts(model) -> tuple[dict[str, Any], dict[str, torch.nn.Module]]:
     """Children that are whole models (mapped by their key map) and plain layers (saved under their own names)."""
-    from ..models.base import PreTrainedModel
-
     models, layers = {}, {}
     for name, child in model.named_children():
-        (models if isinstance(child, PreTrainedModel) else layers)[name] = child
+        (models if getattr(child, "keymap_name", "") else layers)[name] = child
     return models, layers
 
 
@@ -135,21 +127,11 @@ def _load_layer(layer: torch.nn.Module, name: str, got: dict[str, torch.Tensor],
 
 def load_composite(cls, path_or_repo_id, *model_args: Any, **kwargs: Any):
     """``EncoderDecoderModel.from_pretrained``: a folder saved by either library."""
-    config = kwargs.pop("config", None)
-    dtype = kwargs.pop("dtype", None)
-    torch_dtype = kwargs.pop("torch_dtype", None)
-    dtype = dtype if dtype is not None else torch_dtype
-    output_loading_info = kwargs.pop("output_loading_info", False)
-    ignore_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
-    state_dict = kwargs.pop("state_dict", None)
-    hub = {k: kwargs.pop(k) for k in _HUB_KWARGS if k in kwargs}
-    folder = resolve_model_dir(str(path_or_repo_id), **{k: hub[k] for k in ("cache_dir", "revision", "subfolder")
-                                                         if k in hub})
+    request = LoadRequest.pop_from(kwargs)
+    folder = request.folder(path_or_repo_id)
+    config = request.config
     if config is None:
-        config_file = Path(folder) / CONFIG_NAME
-        if not config_file.is_file():
-            raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}: cannot tell how to build {cls.__name__}")
-        data = json.loads(config_file.read_text(encoding="utf-8"))
+        data = read_model_config(folder, None, cls)
         if data.get("model_type") != cls.config_class.model_type:
             raise LoadingError(
                 f"{folder} holds a {data.get('model_type')!r} model, not an encoder-decoder; to warm-start from "
@@ -167,12 +149,7 @@ def load_composite(cls, path_or_repo_id, *model_args: Any, **kwargs: Any):
         setattr(config, key, value)
     config.validate()
     model = cls(config, *model_args)
-    theirs = state_dict if state_dict is not None else load_state_dict(folder)
-    info = load_composite_state_dict(model, theirs, source=str(folder), ignore_mismatched_sizes=ignore_mismatched)
-    target = resolve_dtype(dtype, theirs)
-    if target is not None:
-        model.to(target)
-        model.config.dtype = str(target).replace("torch.", "")
-    attach_generation_config(model, folder)
-    model.eval()
-    return (model, info) if output_loading_info else model
+    theirs = request.weights(folder)
+    info = load_composite_state_dict(model, theirs, source=str(folder),
+                                     ignore_mismatched_sizes=request.ignore_mismatched_sizes)
+    return request.finish(model, folder, theirs, info)

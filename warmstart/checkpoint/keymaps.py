@@ -7,13 +7,19 @@ stored (in, out). The inverse direction (saving) is derived from the same rules,
 Names no rule mentions pass through unchanged and are then checked against the model like any other key, except
 those a map lists under ``ignore``: buffers older transformers versions saved (position_ids, GPT-2's causal-mask
 ``attn.bias``) that carry no weights and are dropped quietly, as transformers does.
+
+The maps are framework-free: applying one to a dict of arrays uses the three verbs of ``arrays.ArrayOps``
+(transpose, join, split) for the arrays' framework, so the PyTorch, TF and Flax wings share every key string here.
+Our names are the PyTorch wing's parameter names; a wing with another layout (Keras kernels stored (in, out),
+nested Flax paths) adapts its own names to these, never the HF strings.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
+from .arrays import ArrayOps, ops_for
 
 __all__ = ["Rule", "KeyMap", "KEYMAPS", "normalize_legacy_names"]
 
@@ -58,17 +64,19 @@ class KeyMap:
         }
 
     # ---- HF -> ours ------------------------------------------------------------------------------------------
-    def to_ours(self, theirs: dict[str, torch.Tensor], *, model_has_prefix: bool
-                ) -> tuple[dict[str, torch.Tensor], dict[str, str], list[str]]:
+    def to_ours(self, theirs: dict[str, Any], *, model_has_prefix: bool, ops: ArrayOps | None = None
+                ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
         """Map an HF state dict onto our names.
 
         Returns (tensors by our name, our name -> the HF name it came from, HF keys of incomplete fused groups).
         ``model_has_prefix``: the target is a head model whose backbone sits under ``self.prefix``.
+        ``ops``: the array verbs (default: those of the arrays' framework).
         """
+        ops = ops or ops_for(theirs)
         pre = self.prefix + "." if model_has_prefix else ""
-        out: dict[str, torch.Tensor] = {}
+        out: dict[str, Any] = {}
         origin: dict[str, str] = {}  # reports name the key as the checkpoint spells it, before prefix alignment
-        groups: dict[str, dict[int, tuple[str, torch.Tensor]]] = {}
+        groups: dict[str, dict[int, tuple[str, Any]]] = {}
         group_rule: dict[str, Rule] = {}
         for key, (source, tensor) in self._aligned(theirs, model_has_prefix).items():
             scope, rel = ("base", key[len(pre):]) if key.startswith(pre) or not pre else ("heads", key)
@@ -84,7 +92,7 @@ class KeyMap:
             if len(rule.theirs) == 1:
                 if is_alias and ours in out:
                     continue  # the canonical name was already read
-                out[ours] = tensor.t() if rule.transpose else tensor
+                out[ours] = ops.transpose(tensor) if rule.transpose else tensor
                 origin[ours] = source
             else:
                 groups.setdefault(ours, {})[slot] = (source, tensor)
@@ -95,8 +103,8 @@ class KeyMap:
             if len(got) != len(rule.theirs):
                 incomplete.extend(k for k, _ in got.values())
                 continue
-            pieces = [got[i][1].t() if rule.transpose else got[i][1] for i in range(len(rule.theirs))]
-            out[ours] = torch.cat(pieces, dim=0)
+            pieces = [ops.transpose(got[i][1]) if rule.transpose else got[i][1] for i in range(len(rule.theirs))]
+            out[ours] = ops.concat(pieces)
             origin[ours] = got[0][0]
         return out, origin, incomplete
 
@@ -112,12 +120,7 @@ class KeyMap:
                     return rule, 0, m.groups(), True
         return None
 
-    def align_prefix(self, theirs: dict[str, torch.Tensor], model_has_prefix: bool) -> dict[str, torch.Tensor]:
-        """Add or strip the backbone prefix so a base checkpoint loads into a head model and vice versa."""
-        return {k: v for k, (_, v) in self._aligned(theirs, model_has_prefix).items()}
-
-    def _aligned(self, theirs: dict[str, torch.Tensor], model_has_prefix: bool
-                 ) -> dict[str, tuple[str, torch.Tensor]]:
+    def _aligned(self, theirs: dict[str, Any], model_has_prefix: bool) -> dict[str, tuple[str, Any]]:
         """aligned name -> (name in the checkpoint, tensor)."""
         pre = self.prefix + "."
         has = any(k.startswith(pre) for k in theirs)
@@ -131,13 +134,16 @@ class KeyMap:
         return {k: (k, v) for k, v in theirs.items()}
 
     # ---- ours -> HF ------------------------------------------------------------------------------------------
-    def to_theirs(self, ours: dict[str, torch.Tensor], *, model_has_prefix: bool) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
+    def to_theirs(self, ours: dict[str, Any], *, model_has_prefix: bool, ops: ArrayOps | None = None
+                  ) -> dict[str, Any]:
+        """Our names -> transformers' (fused projections split, Conv1D weights transposed back)."""
+        ops = ops or ops_for(ours)
+        out: dict[str, Any] = {}
         for key, tensor in ours.items():
             names, rule = self._theirs_names(key, model_has_prefix)
-            pieces = tensor.chunk(len(names), dim=0) if len(names) > 1 else (tensor,)
+            pieces = ops.split(tensor, len(names)) if len(names) > 1 else (tensor,)
             for name, piece in zip(names, pieces):
-                out[name] = (piece.t() if rule is not None and rule.transpose else piece).contiguous()
+                out[name] = ops.finish(ops.transpose(piece) if rule is not None and rule.transpose else piece)
         return out
 
     def theirs_names(self, our_key: str, *, model_has_prefix: bool) -> list[str]:
@@ -155,7 +161,7 @@ class KeyMap:
         return [key], None
 
 
-def normalize_legacy_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def normalize_legacy_names(state: dict[str, Any]) -> dict[str, Any]:
     """TF-era checkpoints name LayerNorm parameters gamma/beta; transformers renames them weight/bias on load."""
     out = {}
     for key, value in state.items():

@@ -8,25 +8,26 @@ warm-starting a decoder) are initialised fresh and reported, as are checkpoint w
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import CONFIG_NAME, PretrainedConfig
-from ..generation.mixin import attach_generation_config
-from .hub import resolve_model_dir
-from .io import atomic_save, load_state_dict, save_state_dict
+from ..config.base import CONFIG_NAME, PretrainedConfig, read_json
+from ..config.generation import GENERATION_CONFIG_NAME, GenerationConfig
+from ..storage.atomic import atomic_save
+from ..storage.hub import resolve
+from ..storage.options import LoadOptions
+from .io import load_state_dict, save_state_dict
 from .keymaps import KEYMAPS, normalize_legacy_names
 
-__all__ = ["load_pretrained", "save_pretrained", "save_config", "LoadingError", "resolve_dtype"]
+__all__ = ["load_pretrained", "save_pretrained", "LoadingError", "LoadRequest", "resolve_dtype",
+           "read_model_config", "attach_generation_config"]
 
 log = logging.getLogger("warmstart")
-_HUB_KWARGS = ("cache_dir", "revision", "subfolder", "local_files_only", "force_download", "token", "proxies",
-               "resume_download", "use_safetensors", "trust_remote_code", "low_cpu_mem_usage", "device_map")
 
 
 class LoadingError(ValueError):
@@ -49,30 +50,68 @@ def resolve_dtype(dtype: Any, state: dict[str, torch.Tensor] | None = None) -> t
     return dtype
 
 
+@dataclass
+class LoadRequest:
+    """Everything ``from_pretrained`` takes besides config fields and model arguments, parsed once for every
+    loader (single models and composites)."""
+
+    options: LoadOptions
+    config: Any = None
+    dtype: Any = None
+    output_loading_info: bool = False
+    ignore_mismatched_sizes: bool = False
+    state_dict: dict[str, torch.Tensor] | None = None
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> "LoadRequest":
+        dtype, torch_dtype = kwargs.pop("dtype", None), kwargs.pop("torch_dtype", None)
+        return cls(options=LoadOptions.pop_from(kwargs), config=kwargs.pop("config", None),
+                   dtype=dtype if dtype is not None else torch_dtype,
+                   output_loading_info=kwargs.pop("output_loading_info", False),
+                   ignore_mismatched_sizes=kwargs.pop("ignore_mismatched_sizes", False),
+                   state_dict=kwargs.pop("state_dict", None))
+
+    def folder(self, path_or_repo_id) -> Path:
+        return resolve(path_or_repo_id, self.options)
+
+    def weights(self, folder: Path) -> dict[str, torch.Tensor]:
+        return self.state_dict if self.state_dict is not None else load_state_dict(folder)
+
+    def finish(self, model, folder: Path, theirs: dict[str, torch.Tensor], info: dict):
+        """What every loader does once the weights are in: dtype, generation_config.json, eval mode."""
+        target = resolve_dtype(self.dtype, theirs)
+        if target is not None:
+            model.to(target)
+            model.config.dtype = str(target).replace("torch.", "")
+        attach_generation_config(model, folder)
+        model.eval()  # as transformers: a loaded model is ready for inference
+        return (model, info) if self.output_loading_info else model
+
+
 def load_pretrained(cls, path_or_repo_id, *model_args, **kwargs):
-    config = kwargs.pop("config", None)
-    dtype = kwargs.pop("dtype", None)
-    torch_dtype = kwargs.pop("torch_dtype", None)
-    dtype = dtype if dtype is not None else torch_dtype
-    output_loading_info = kwargs.pop("output_loading_info", False)
-    ignore_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
-    state_dict = kwargs.pop("state_dict", None)
-    hub = {k: kwargs.pop(k) for k in _HUB_KWARGS if k in kwargs}
-
-    folder = resolve_model_dir(str(path_or_repo_id), **{k: hub[k] for k in ("cache_dir", "revision", "subfolder")
-                                                         if k in hub})
-    config, model_kwargs = _load_config(cls, folder, config, kwargs)
+    request = LoadRequest.pop_from(kwargs)
+    folder = request.folder(path_or_repo_id)
+    config, model_kwargs = _load_config(cls, folder, request.config, kwargs)
     model = cls(config, *model_args, **model_kwargs)
+    theirs = request.weights(folder)
+    info = load_into(model, theirs, source=str(folder), ignore_mismatched_sizes=request.ignore_mismatched_sizes)
+    return request.finish(model, folder, theirs, info)
 
-    theirs = state_dict if state_dict is not None else load_state_dict(folder)
-    info = load_into(model, theirs, source=str(folder), ignore_mismatched_sizes=ignore_mismatched)
-    target = resolve_dtype(dtype, theirs)
-    if target is not None:
-        model.to(target)
-        model.config.dtype = str(target).replace("torch.", "")
-    attach_generation_config(model, folder)
-    model.eval()  # as transformers: a loaded model is ready for inference
-    return (model, info) if output_loading_info else model
+
+def read_model_config(folder: Path, config: Any, cls) -> dict[str, Any]:
+    """config.json of a checkpoint folder (or of the folder / file ``config`` names) as a dict."""
+    source = Path(config) if isinstance(config, (str, os.PathLike)) else Path(folder)
+    config_file = source / CONFIG_NAME if source.is_dir() else source
+    if not config_file.is_file():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {source}: cannot tell how to build {cls.__name__}")
+    return read_json(config_file)
+
+
+def attach_generation_config(model, folder) -> None:
+    """After loading weights from ``folder``: adopt its generation_config.json, if any (as transformers does)."""
+    path = Path(folder) / GENERATION_CONFIG_NAME
+    if path.is_file() and hasattr(model, "can_generate") and model.can_generate():
+        model.generation_config = GenerationConfig.from_pretrained(path.parent)
 
 
 def _load_config(cls, folder: Path, config, kwargs: dict[str, Any]):
@@ -83,11 +122,7 @@ def _load_config(cls, folder: Path, config, kwargs: dict[str, Any]):
             setattr(config, key, kwargs.pop(key))
         config.validate()
         return config, kwargs
-    source = Path(config) if isinstance(config, (str, os.PathLike)) else folder
-    config_file = source / CONFIG_NAME if source.is_dir() else source
-    if not config_file.is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}: cannot tell how to build {cls.__name__}")
-    data = json.loads(config_file.read_text(encoding="utf-8"))
+    data = read_model_config(folder, config, cls)
     known = set(cls.config_class.all_fields()) | set(data) | {"num_labels", "id2label", "label2id"}
     overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in known}
     data = {k: v for k, v in data.items() if k != "model_type"}
@@ -180,10 +215,6 @@ def _config_for_save(model) -> PretrainedConfig:
     config.architectures = [type(model).__name__]
     config.dtype = str(model.dtype).replace("torch.", "")
     return config
-
-
-def save_config(config: PretrainedConfig, save_directory) -> None:
-    atomic_save(save_directory, lambda tmp: config.to_json_file(Path(tmp) / CONFIG_NAME, use_diff=False))
 
 
 def save_pretrained(model, save_directory, *, max_shard_size: int | str = "5GB", safe_serialization: bool = True,

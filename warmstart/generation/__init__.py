@@ -1,15 +1,16 @@
 """Text generation: GenerationConfig, logits processors, stopping criteria, streamers and generate().
 
 The public models inherit ``GenerationMixin`` (``model.generate``, ``model.generation_config``); decoding itself
-lives here, driving any causal LM of the shared stack through one step protocol (step.py). Names resolve lazily,
-so models importing the mixin do not pull in the searches.
+lives here, driving any causal LM of the shared stack through one step protocol (step.py). GenerationConfig, the
+settings every wing shares, lives with the configs (``warmstart.config.generation``) and is re-exported here.
+Names resolve lazily, so models importing the mixin do not pull in the searches.
 """
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    ".config": ["GenerationConfig", "GENERATION_CONFIG_NAME"],
+    "warmstart.config.generation": ["GenerationConfig", "GENERATION_CONFIG_NAME"],
     ".generate": ["generate"],
     ".mixin": ["GenerationMixin"],
     ".outputs": ["GenerateDecoderOnlyOutput", "GenerateEncoderDecoderOutput", "GenerateBeamDecoderOnlyOutput",

@@ -26,10 +26,11 @@ import torch
 
 from . import outputs as O
 from .build import build_processors, build_stopping
-from .config import UNSUPPORTED, GenerationConfig
+from ..config.generation import UNSUPPORTED, GenerationConfig
+from ..families import is_causal
+from ..outputs import as_encoder_output
 from .fast_linear import packed_linears
 from .group_beam import group_beam_search
-from .mixin import ALWAYS_CAUSAL
 from .search import Run, beam_search, greedy_or_sample
 from .step import Decoder, find_lm_head
 from .stopping import MaxLengthCriteria
@@ -60,7 +61,7 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     lm = model.get_decoder() if seq2seq else model
     find_lm_head(lm)
-    if not seq2seq and not (lm.config.is_decoder or lm.config.model_type in ALWAYS_CAUSAL):
+    if not seq2seq and not is_causal(lm.config):
         raise ValueError(f"{type(model).__name__} was built with is_decoder=False, so every position sees the whole "
                          "sequence and left-to-right generation is meaningless; load it with is_decoder=True")
     config = copy.deepcopy(generation_config if generation_config is not None else model.generation_config)
@@ -231,9 +232,7 @@ def _seq2seq_inputs(model, config, input_ids, inputs_embeds, encoder_outputs, mo
     if encoder_outputs is not None:
         batch = encoder_outputs[0].shape[0] if isinstance(encoder_outputs, (tuple, list)) else \
             encoder_outputs.last_hidden_state.shape[0]
-        from ..models.encoder_decoder import _as_encoder_output
-
-        encoder_outputs = _as_encoder_output(encoder_outputs)
+        encoder_outputs = as_encoder_output(encoder_outputs)
     elif input_ids is not None:
         batch = input_ids.shape[0]
     elif inputs_embeds is not None:

@@ -1,7 +1,7 @@
 """GenerationMixin: what public models gain from the generation package — ``generate()`` and ``generation_config``.
 
-Models hold no decoding code: ``model.generate(...)`` forwards to ``warmstart.generation.generate``. The module
-imports nothing from the rest of the package at load time, so models can inherit it without an import cycle.
+Models hold no decoding code: ``model.generate(...)`` forwards to ``warmstart.generation.generate`` (imported on
+first use, so models do not pay for the searches at import time).
 
 ``model.generation_config`` follows v4: unless it was assigned or edited, it is derived from ``model.config`` on every
 access, so the classic recipe ``model.config.num_beams = 4`` (or ``decoder_start_token_id``, ``max_length``,
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GenerationMixin", "ALWAYS_CAUSAL"]
+from ..config.generation import GenerationConfig
+from ..families import is_causal
 
-ALWAYS_CAUSAL = ("gpt2",)  # families whose stack is causal whatever config.is_decoder says
+__all__ = ["GenerationMixin"]
 
 
 class GenerationMixin:
@@ -26,13 +27,10 @@ class GenerationMixin:
             return False
         if getattr(config, "is_encoder_decoder", False):
             return True
-        return self.get_output_embeddings() is not None and bool(
-            config.is_decoder or getattr(config, "model_type", "") in ALWAYS_CAUSAL)
+        return self.get_output_embeddings() is not None and is_causal(config)
 
     @property
     def generation_config(self):
-        from .config import GenerationConfig
-
         current = self.__dict__.get("_generation_config")
         if not self.can_generate():
             return current
@@ -51,8 +49,6 @@ class GenerationMixin:
 
     @generation_config.setter
     def generation_config(self, value) -> None:
-        from .config import GenerationConfig
-
         if value is not None and not isinstance(value, GenerationConfig):
             raise TypeError(f"generation_config must be a GenerationConfig, got {type(value).__name__}")
         self.__dict__["_generation_config"] = value
@@ -73,14 +69,3 @@ class GenerationMixin:
         return generate(self, inputs, generation_config, logits_processor, stopping_criteria,
                         prefix_allowed_tokens_fn, synced_gpus, assistant_model, streamer, negative_prompt_ids,
                         negative_prompt_attention_mask, **kwargs)
-
-
-def attach_generation_config(model, folder) -> None:
-    """After loading weights from ``folder``: adopt its generation_config.json, if any (as transformers does)."""
-    from pathlib import Path
-
-    from .config import GENERATION_CONFIG_NAME, GenerationConfig
-
-    path = Path(folder) / GENERATION_CONFIG_NAME
-    if path.is_file() and isinstance(model, GenerationMixin) and model.can_generate():
-        model.generation_config = GenerationConfig.from_pretrained(path.parent)

@@ -6,7 +6,7 @@ beam outputs add ``sequences_scores`` (the length-penalised log-probability of e
 """
 from __future__ import annotations
 
-from ..models.outputs import _output
+from ..outputs import _output
 
 __all__ = ["GenerateDecoderOnlyOutput", "GenerateEncoderDecoderOutput", "GenerateBeamDecoderOnlyOutput",
            "GenerateBeamEncoderDecoderOutput"]

@@ -1,26 +1,22 @@
-"""Auto classes: a registry from (task, model_type) to our class, filled by each model family."""
+"""Auto classes: the class for a config's ``model_type`` and a task, read from the family records."""
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from ..config import AutoConfig, PretrainedConfig
+from ..config.auto import AutoConfig
+from ..config.base import PretrainedConfig
+from ..families import TASKS, UnknownFamilyError, family_for
+from ..storage.options import LoadOptions
 
-__all__ = ["register_model", "AutoModel", "AutoModelForMaskedLM", "AutoModelForCausalLM",
-           "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "AutoModelForQuestionAnswering",
-           "AutoModelForMultipleChoice", "AutoModelForPreTraining", "AutoModelForNextSentencePrediction",
-           "AutoModelForSeq2SeqLM"]
-
-# task -> model_type -> class
-_REGISTRY: dict[str, dict[str, type]] = {}
-
-
-def register_model(task: str, model_type: str, model_class: type) -> None:
-    _REGISTRY.setdefault(task, {})[model_type] = model_class
+__all__ = ["AutoModel", "AutoModelForMaskedLM", "AutoModelForCausalLM", "AutoModelForSequenceClassification",
+           "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForMultipleChoice",
+           "AutoModelForPreTraining", "AutoModelForNextSentencePrediction", "AutoModelForSeq2SeqLM", "AUTO_CLASSES"]
 
 
 class _AutoModel:
     task = ""
+    framework = "pt"
 
     def __init__(self, *args: Any, **kwargs: Any):
         raise TypeError(f"{type(self).__name__} is not instantiable: use {type(self).__name__}.from_pretrained "
@@ -28,11 +24,10 @@ class _AutoModel:
 
     @classmethod
     def _class_for(cls, config: PretrainedConfig) -> type:
-        table = _REGISTRY.get(cls.task, {})
-        if config.model_type not in table:
-            raise ValueError(f"{cls.__name__} has no model for model_type {config.model_type!r}; "
-                             f"registered: {sorted(table)}")
-        return table[config.model_type]
+        try:
+            return family_for(config).model_class(cls.task, cls.framework)
+        except UnknownFamilyError as e:
+            raise ValueError(f"{cls.__name__}: {e}") from None
 
     @classmethod
     def from_config(cls, config: PretrainedConfig, **kwargs: Any):
@@ -42,15 +37,16 @@ class _AutoModel:
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
         config = kwargs.pop("config", None)
         if config is None:
-            hub = {k: kwargs[k] for k in ("cache_dir", "revision", "subfolder") if k in kwargs}
-            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub)
+            options = {k: kwargs[k] for k in LoadOptions.names() if k in kwargs}
+            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **options)
         return cls._class_for(config).from_pretrained(pretrained_model_name_or_path, *model_args, config=config,
                                                       **kwargs)
 
 
 def _auto(name: str, task: str) -> type:
+    assert task in TASKS, task
     return type(name, (_AutoModel,), {"task": task, "__module__": __name__,
-                                      "__doc__": f"Builds the {task} model registered for a config's model_type."})
+                                      "__doc__": f"Builds the {task} model of a config's model_type."})
 
 
 AutoModel = _auto("AutoModel", "base")
@@ -63,3 +59,7 @@ AutoModelForMultipleChoice = _auto("AutoModelForMultipleChoice", "multiple-choic
 AutoModelForPreTraining = _auto("AutoModelForPreTraining", "pretraining")
 AutoModelForNextSentencePrediction = _auto("AutoModelForNextSentencePrediction", "next-sentence-prediction")
 AutoModelForSeq2SeqLM = _auto("AutoModelForSeq2SeqLM", "seq2seq-lm")
+AUTO_CLASSES = {c.task: c for c in (AutoModel, AutoModelForMaskedLM, AutoModelForCausalLM,
+                                    AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                                    AutoModelForQuestionAnswering, AutoModelForMultipleChoice, AutoModelForPreTraining,
+                                    AutoModelForNextSentencePrediction, AutoModelForSeq2SeqLM)}

@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..config import PretrainedConfig
+from ..checkpoint.pretrained import load_pretrained, save_pretrained
+from ..config.base import PretrainedConfig
+from ..families import FAMILIES
 from ..generation.mixin import GenerationMixin
 
 __all__ = ["PreTrainedModel"]
@@ -17,12 +19,18 @@ class PreTrainedModel(nn.Module, GenerationMixin):
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     # Attribute holding the bare backbone inside head models ("bert" for BertFor*); "" for the backbone itself.
     base_model_prefix: ClassVar[str] = ""
-    # Name of the family's key map in checkpoint.keymaps.
+    # Name of the family's key map in checkpoint.keymaps, read from the family record of ``config_class``.
     keymap_name: ClassVar[str] = ""
     # Our parameter names (fnmatch patterns) that may be absent from a checkpoint and are then freshly initialised
     # and reported; every other missing weight is an error (a config asking for more layers than were saved).
     new_weights_ok: ClassVar[tuple[str, ...]] = ()
     supports_gradient_checkpointing = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        record = FAMILIES.get(cls.config_class.model_type)
+        if record is not None and record.keymap:
+            cls.keymap_name = record.keymap
 
     def __init__(self, config: PretrainedConfig, *args: Any, **kwargs: Any):
         super().__init__()
@@ -140,13 +148,9 @@ class PreTrainedModel(nn.Module, GenerationMixin):
     # ---- checkpoints -------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
-        from ..checkpoint.pretrained import load_pretrained
-
         return load_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        from ..checkpoint.pretrained import save_pretrained
-
         save_pretrained(self, save_directory, **kwargs)
 
 

@@ -14,7 +14,7 @@ from ..config import BertConfig
 from ..nn import Embeddings, LMHead, Pooler, TransformerStack, run_backbone
 from ..nn.dropout import Dropout
 from ..nn.losses import cross_entropy
-from . import outputs as O
+from .. import outputs as O
 from .base import PreTrainedModel
 
 __all__ = [
@@ -31,7 +31,6 @@ _BACKBONE_ARGS = ("attention_mask", "token_type_ids", "position_ids", "head_mask
 class BertPreTrainedModel(PreTrainedModel):
     config_class = BertConfig
     base_model_prefix = "bert"
-    keymap_name = "bert"
     # Heads, the pooler and cross-attention may be new when warm-starting from a plain BERT checkpoint.
     new_weights_ok = ("pooler.*", "*.cross_attn.*", "*.cross_norm.*", "cls.*", "seq_relationship.*",
                       "classifier.*", "qa_outputs.*")
@@ -319,18 +318,3 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         return self._finish(O.QuestionAnsweringModelOutput(
             loss=loss, start_logits=start, end_logits=end, hidden_states=out.hidden_states,
             attentions=out.attentions), return_dict)
-
-
-def _register() -> None:
-    from .auto import register_model
-
-    for task, klass in (("base", BertModel), ("masked-lm", BertForMaskedLM), ("causal-lm", BertLMHeadModel),
-                        ("sequence-classification", BertForSequenceClassification),
-                        ("token-classification", BertForTokenClassification),
-                        ("question-answering", BertForQuestionAnswering),
-                        ("multiple-choice", BertForMultipleChoice), ("pretraining", BertForPreTraining),
-                        ("next-sentence-prediction", BertForNextSentencePrediction)):
-        register_model(task, "bert", klass)
-
-
-_register()

@@ -11,7 +11,7 @@ import logging
 
 from ..config import BertGenerationConfig
 from ..nn import Embeddings, LMHead, TransformerStack, run_backbone
-from . import outputs as O
+from .. import outputs as O
 from .bert import BertPreTrainedModel, _ce, _padding_is_scored
 
 __all__ = ["BertGenerationPreTrainedModel", "BertGenerationEncoder", "BertGenerationDecoder"]
@@ -22,7 +22,6 @@ log = logging.getLogger("warmstart")
 class BertGenerationPreTrainedModel(BertPreTrainedModel):
     config_class = BertGenerationConfig
     base_model_prefix = "bert"
-    keymap_name = "bert-generation"
     new_weights_ok = ("*.cross_attn.*", "*.cross_norm.*", "lm_head.*")
 
 
@@ -102,13 +101,3 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
         return self._finish(O.CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
             attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)
-
-
-def _register() -> None:
-    from .auto import register_model
-
-    register_model("base", "bert-generation", BertGenerationEncoder)
-    register_model("causal-lm", "bert-generation", BertGenerationDecoder)
-
-
-_register()

@@ -25,13 +25,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import AutoConfig
+from .. import outputs as O
+from ..checkpoint.composite import load_composite, save_composite
+from ..config.auto import AutoConfig
+from ..config.encoder_decoder import EncoderDecoderConfig
 from ..nn import Attention, KVCache
 from ..nn.losses import check_label_range, cross_entropy
-from . import outputs as O
+from ..outputs import as_encoder_output
+from ..storage.options import LoadOptions
 from .auto import AutoModel, AutoModelForCausalLM
 from .base import PreTrainedModel
-from .encoder_decoder_config import EncoderDecoderConfig
 
 __all__ = ["EncoderDecoderModel", "EncoderDecoderConfig", "shift_tokens_right"]
 
@@ -39,8 +42,7 @@ log = logging.getLogger("warmstart")
 
 # from_pretrained options that are not config fields (they go to the loader, not into the config).
 _LOADING_OPTIONS = {"dtype", "torch_dtype", "output_loading_info", "ignore_mismatched_sizes", "state_dict",
-                    "cache_dir", "revision", "subfolder", "local_files_only", "force_download", "token", "proxies",
-                    "resume_download", "use_safetensors", "trust_remote_code", "low_cpu_mem_usage", "device_map"}
+                    *LoadOptions.names(), *LoadOptions.IGNORED}
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None
@@ -66,23 +68,6 @@ def _check_labels(labels: torch.Tensor, vocab_size: int) -> None:
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integer token ids (torch.long), got dtype {labels.dtype}")
     check_label_range(labels, vocab_size, what="the decoder's vocab_size")
-
-
-def _as_encoder_output(encoder_outputs: Any):
-    """Accept transformers' forms: a tuple (last_hidden_state[, hidden_states[, attentions]]) or an output object."""
-    if isinstance(encoder_outputs, torch.Tensor):
-        raise TypeError("encoder_outputs must be a tuple (last_hidden_state, ...) or an encoder output object, got a "
-                        "bare tensor; pass (tensor,)")
-    if isinstance(encoder_outputs, (tuple, list)):
-        if not 1 <= len(encoder_outputs) <= 3 or not isinstance(encoder_outputs[0], torch.Tensor):
-            raise ValueError("an encoder_outputs tuple must be (last_hidden_state[, hidden_states[, attentions]]), got "
-                             f"{len(encoder_outputs)} items starting with {type(encoder_outputs[0]).__name__}"
-                             if encoder_outputs else "encoder_outputs is an empty tuple")
-        return O.BaseModelOutput(*encoder_outputs)
-    if isinstance(getattr(encoder_outputs, "last_hidden_state", None), torch.Tensor):
-        return encoder_outputs
-    raise TypeError(f"encoder_outputs must be a tuple or an encoder output object with last_hidden_state, "
-                    f"got {type(encoder_outputs).__name__}")
 
 
 def _cross_cached(past_key_values: Any) -> bool:
@@ -245,7 +230,7 @@ class EncoderDecoderModel(PreTrainedModel):
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                            inputs_embeds=inputs_embeds, return_dict=True, **shared, **kwargs)
         else:
-            encoder_outputs = _as_encoder_output(encoder_outputs)
+            encoder_outputs = as_encoder_output(encoder_outputs)
         states = encoder_outputs.last_hidden_state  # (B, S, C_enc)
         if hasattr(self, "enc_to_dec_proj"):
             if _cross_cached(past_key_values):
@@ -303,13 +288,9 @@ class EncoderDecoderModel(PreTrainedModel):
     # ---- checkpoints -----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
-        from ..checkpoint.composite import load_composite
-
         return load_composite(cls, pretrained_model_name_or_path, *model_args, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        from ..checkpoint.composite import save_composite
-
         save_composite(self, save_directory, **kwargs)
 
     @classmethod
@@ -353,8 +334,8 @@ class EncoderDecoderModel(PreTrainedModel):
 
 def _side_config(path: str | os.PathLike, side_kwargs: dict[str, Any]):
     """Load one side's config and move the keyword arguments that are its fields into it."""
-    hub = {k: side_kwargs[k] for k in ("cache_dir", "revision", "subfolder") if k in side_kwargs}
-    config = AutoConfig.from_pretrained(path, **hub)
+    options = {k: side_kwargs[k] for k in LoadOptions.names() if k in side_kwargs}
+    config = AutoConfig.from_pretrained(path, **options)
     for key in [k for k in side_kwargs if k not in _LOADING_OPTIONS and hasattr(config, k)]:
         setattr(config, key, side_kwargs.pop(key))
     config.validate()
@@ -366,12 +347,3 @@ def _padding_is_scored(labels: torch.Tensor | None, mask: torch.Tensor | None) -
     if labels is None or mask is None or labels.shape != mask.shape:
         return False
     return bool((labels[mask == 0] != -100).any())
-
-
-def _register() -> None:
-    from .auto import register_model
-
-    register_model("seq2seq-lm", "encoder-decoder", EncoderDecoderModel)
-
-
-_register()

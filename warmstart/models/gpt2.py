@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import GPT2Config
 from ..nn import Embeddings, TransformerStack, run_backbone
-from . import outputs as O
+from .. import outputs as O
 from .base import PreTrainedModel
 from .bert import _ce, _padding_is_scored
 
@@ -26,7 +26,6 @@ __all__ = ["GPT2PreTrainedModel", "GPT2Model", "GPT2LMHeadModel"]
 class GPT2PreTrainedModel(PreTrainedModel):
     config_class = GPT2Config
     base_model_prefix = "transformer"
-    keymap_name = "gpt2"
     new_weights_ok = ("*.cross_attn.*", "*.cross_norm.*", "lm_head.*")
 
     def _finish(self, out, return_dict):
@@ -128,13 +127,3 @@ class GPT2LMHeadModel(GPT2PreTrainedModel):
         return self._finish(O.CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
             attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)
-
-
-def _register() -> None:
-    from .auto import register_model
-
-    register_model("base", "gpt2", GPT2Model)
-    register_model("causal-lm", "gpt2", GPT2LMHeadModel)
-
-
-_register()

@@ -11,7 +11,7 @@ import logging
 
 from ..config import RobertaConfig
 from ..nn import Embeddings, LMHead, Pooler, TransformerStack
-from . import outputs as O
+from .. import outputs as O
 from .base import PreTrainedModel
 from .bert import BertModel, BertPreTrainedModel, _ce, _padding_is_scored
 
@@ -23,7 +23,6 @@ log = logging.getLogger("warmstart")
 class RobertaPreTrainedModel(BertPreTrainedModel):
     config_class = RobertaConfig
     base_model_prefix = "roberta"
-    keymap_name = "roberta"
     new_weights_ok = ("pooler.*", "*.cross_attn.*", "*.cross_norm.*", "lm_head.*")
 
 
@@ -105,14 +104,3 @@ class RobertaForMaskedLM(_RobertaLM):
         loss = _ce(logits, labels) if labels is not None else None
         return self._finish(O.MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                              attentions=out.attentions), return_dict)
-
-
-def _register() -> None:
-    from .auto import register_model
-
-    for task, klass in (("base", RobertaModel), ("causal-lm", RobertaForCausalLM),
-                        ("masked-lm", RobertaForMaskedLM)):
-        register_model(task, "roberta", klass)
-
-
-_register()

@@ -1,5 +1,6 @@
 """Tokenizers with transformers' public API: WordPiece (BERT), SentencePiece (BertGeneration),
-byte-level BPE (GPT-2, RoBERTa), and AutoTokenizer."""
+byte-level BPE (GPT-2, RoBERTa), and AutoTokenizer. Framework-free: torch is imported only for
+``return_tensors="pt"``."""
 
 from .auto import AutoTokenizer
 from .base import (
@@ -11,26 +12,26 @@ from .base import (
     TensorType,
     TruncationStrategy,
 )
+from .bpe import GPT2Tokenizer, GPT2TokenizerFast, RobertaTokenizer, RobertaTokenizerFast
+from .sentencepiece import BertGenerationTokenizer
 from .wordpiece import BasicTokenizer, BertTokenizer, BertTokenizerFast, WordpieceTokenizer
 
 __all__ = [
     "AutoTokenizer",
     "BasicTokenizer",
     "BatchEncoding",
+    "BertGenerationTokenizer",
     "BertTokenizer",
     "BertTokenizerFast",
+    "GPT2Tokenizer",
+    "GPT2TokenizerFast",
     "PaddingStrategy",
     "PreTrainedTokenizer",
     "PreTrainedTokenizerBase",
     "PreTrainedTokenizerFast",
+    "RobertaTokenizer",
+    "RobertaTokenizerFast",
     "TensorType",
     "TruncationStrategy",
     "WordpieceTokenizer",
 ]
-
-# ---- Engineer B's exports (sentencepiece.py, bpe.py): add lines only inside this block ----
-from .bpe import GPT2Tokenizer, GPT2TokenizerFast, RobertaTokenizer, RobertaTokenizerFast  # noqa: E402
-from .sentencepiece import BertGenerationTokenizer  # noqa: E402
-
-__all__ += ["BertGenerationTokenizer", "GPT2Tokenizer", "GPT2TokenizerFast", "RobertaTokenizer", "RobertaTokenizerFast"]
-# ---- end of Engineer B's block ----

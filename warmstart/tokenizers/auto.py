@@ -1,18 +1,19 @@
 """AutoTokenizer: choose the tokenizer class for a saved folder, as transformers' AutoTokenizer does.
 
 The class is read, in order, from tokenizer_config.json's `tokenizer_class`, from config.json's
-`model_type` (for an encoder-decoder config, the encoder's), and finally from the vocabulary files
-present. With use_fast=True (the default) a class's *Fast variant is used when one exists. Classes
-from sentencepiece.py / bpe.py are imported only when needed.
+`model_type` (its family record names the tokenizer; for an encoder-decoder config, the encoder's), and
+finally from the vocabulary files present. With use_fast=True (the default) a class's *Fast variant is used
+when one exists. Classes from sentencepiece.py / bpe.py are imported only when needed.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
 
-from .base_io import TOKENIZER_CONFIG_FILE, _resolver
+from ..families import FAMILIES
+from ..storage.options import LoadOptions
+from .base_io import TOKENIZER_CONFIG_FILE, _read_json, _resolver
 
 # class name -> module (relative to this package) that defines it
 TOKENIZER_CLASSES = {
@@ -29,12 +30,8 @@ TOKENIZER_CLASSES = {
 # transformers v5 writes these generic names for tokenizer.json-backed tokenizers
 _ALIASES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
 
-MODEL_TYPE_TO_TOKENIZER = {
-    "bert": "BertTokenizer",
-    "bert-generation": "BertGenerationTokenizer",
-    "gpt2": "GPT2Tokenizer",
-    "roberta": "RobertaTokenizer",
-}
+# model_type -> tokenizer class name, as the family records declare it
+MODEL_TYPE_TO_TOKENIZER = {t: f.tokenizer for t, f in FAMILIES.items() if f.tokenizer}
 
 # (files that must all be present, class) in order of preference, for folders with no config at all
 _FILE_HINTS = (
@@ -70,15 +67,13 @@ class AutoTokenizer:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *inputs, use_fast: bool = True, **kwargs):
         path = os.fspath(pretrained_model_name_or_path)
-        hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision") if k in kwargs}
-        hub.setdefault("revision", "main")
-        resolve = _resolver(path, kwargs.get("subfolder", ""), hub)
+        resolve = _resolver(path, LoadOptions.of({k: kwargs[k] for k in LoadOptions.names() if k in kwargs}))
         name = kwargs.pop("tokenizer_type", None)
         name = name if name is None else MODEL_TYPE_TO_TOKENIZER.get(name, name)
         if name is None:
-            name = _read(resolve(TOKENIZER_CONFIG_FILE)).get("tokenizer_class")
+            name = _read_json(resolve(TOKENIZER_CONFIG_FILE)).get("tokenizer_class")
         if name is None:
-            name = _name_from_model_config(_read(resolve("config.json")))
+            name = _name_from_model_config(_read_json(resolve("config.json")))
         if name is None:
             for files, candidate in _FILE_HINTS:
                 if all(resolve(f) for f in files):
@@ -101,14 +96,3 @@ def _name_from_model_config(config: dict) -> str | None:
     if model_type not in MODEL_TYPE_TO_TOKENIZER:
         raise ValueError(f"No tokenizer for model_type {model_type!r}; known: {sorted(MODEL_TYPE_TO_TOKENIZER)}")
     return MODEL_TYPE_TO_TOKENIZER[model_type]
-
-
-def _read(path: str | None) -> dict:
-    if path is None:
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    return data if isinstance(data, dict) else {}

@@ -15,6 +15,8 @@ import os
 
 from tokenizers import AddedToken
 
+from ..storage.files import read_json
+from ..storage.options import LoadOptions
 from .base_special import SPECIAL_TOKENS_ATTRIBUTES
 
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
@@ -57,59 +59,36 @@ def added_token_to_json(token: AddedToken) -> dict:
 
 
 def _read_json(path: str | None) -> dict:
-    if path is None:
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return {} if path is None else read_json(path)
 
 
-def _resolver(name_or_path: str, subfolder: str, hub_kwargs: dict):
-    """Return f(filename) -> local path or None, for a folder or a Hugging Face Hub repo id."""
-    folder = os.path.join(name_or_path, subfolder) if subfolder else name_or_path
-    if os.path.isdir(folder):
-        return lambda name: (p if os.path.isfile(p := os.path.join(folder, name)) else None)
-    if os.path.exists(name_or_path) or name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
-        raise FileNotFoundError(f"Tokenizer path {name_or_path!r} is not a folder (subfolder={subfolder!r})")
+def _resolver(name_or_path: str, options: LoadOptions):
+    """Return f(filename) -> local path or None, for a folder or a Hugging Face Hub repo id.
 
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    A repo id goes through the one resolver of the package (storage.hub): the cache, or a download of the
+    tokenizer files when the network is allowed."""
+    folder = os.path.join(name_or_path, options.subfolder) if options.subfolder else name_or_path
+    if not os.path.isdir(folder):
+        if os.path.exists(name_or_path) or name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
+            raise FileNotFoundError(f"Tokenizer path {name_or_path!r} is not a folder (subfolder={options.subfolder!r})")
+        from ..storage.hub import TOKENIZER_FILES, resolve  # imported on use: huggingface_hub is slow to import
 
-    def fetch(name: str):
-        try:
-            return hf_hub_download(name_or_path, name, subfolder=subfolder or None, **hub_kwargs)
-        except EntryNotFoundError:
-            return None
-        except RepositoryNotFoundError as err:
-            raise OSError(f"{name_or_path!r} is neither a local folder nor a Hugging Face Hub repo") from err
-        except LocalEntryNotFoundError:
-            # Offline and not cached: only missing optional files are acceptable; the caller
-            # reports a missing vocabulary.
-            return None
-
-    return fetch
+        folder = os.fspath(resolve(name_or_path, options, files=TOKENIZER_FILES, what="tokenizer"))
+    return lambda name: (p if os.path.isfile(p := os.path.join(folder, name)) else None)
 
 
 class PretrainedIOMixin:
     """Adds `from_pretrained` and `save_pretrained` to a tokenizer class."""
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *init_inputs, cache_dir=None, force_download=False,
-                        local_files_only=False, token=None, revision="main", subfolder="", **kwargs):  # fmt: skip
+    def from_pretrained(cls, pretrained_model_name_or_path, *init_inputs, **kwargs):
         """Build the tokenizer from a folder (or Hub repo id) written by transformers or by us.
 
-        Keyword arguments override what the folder's tokenizer_config.json says."""
+        Loading options are those of every from_pretrained (cache_dir, revision, subfolder, local_files_only,
+        token, ...); other keyword arguments override what the folder's tokenizer_config.json says."""
         path = os.fspath(pretrained_model_name_or_path)
-        hub = {"cache_dir": cache_dir, "force_download": force_download, "local_files_only": local_files_only,
-               "token": token, "revision": revision}  # fmt: skip
-        kwargs.pop("trust_remote_code", None)
+        options = LoadOptions.pop_from(kwargs)
         kwargs.pop("use_fast", None)
-        kwargs.pop("_from_auto", None)
 
         if os.path.isfile(path):  # v4 allowed pointing straight at the (single) vocabulary file
             if len(cls.vocab_files_names) != 1 and "tokenizer_file" not in cls.vocab_files_names:
@@ -117,7 +96,7 @@ class PretrainedIOMixin:
             first = next(iter(cls.vocab_files_names))
             return cls(*init_inputs, **{first: path, "name_or_path": path, **kwargs})
 
-        resolve = _resolver(path, subfolder, hub)
+        resolve = _resolver(path, options)
         # fallback_files_names: files a class can also build itself from (e.g. the slow BERT class
         # reads its vocabulary out of tokenizer.json when a v5 save left no vocab.txt).
         wanted_files = {**getattr(cls, "fallback_files_names", {}), **cls.vocab_files_names}

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_save
+from ..storage.atomic import atomic_save
 
 __all__ = ["TrainerState", "CheckpointMismatch", "capture_rng", "restore_rng", "checkpoint_dir", "list_checkpoints",
            "latest_checkpoint", "save_checkpoint", "read_checkpoint", "settings_differences", "prune_checkpoints",

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_save
+from ..storage.atomic import atomic_save
 from .checkpointing import (CheckpointMismatch, TrainerState, capture_rng, checkpoint_dir, latest_checkpoint,
                             list_checkpoints, prune_checkpoints, read_checkpoint, restore_rng, save_checkpoint)
 from .collators import IGNORE_INDEX, DataCollatorForSeq2Seq, LengthGroupedBatchSampler

@@ -1,10 +1,12 @@
-"""What both halves of checkpoint I/O share: the weight file names and the error types.
+"""What every reader and writer of a checkpoint folder shares: file names, error types, the JSON reader.
 
-Kept apart so that `io` (reading and writing weights) and `atomic` (replacing whole folders)
-can both use them without importing each other.
+Kept apart so that `weights` (finding weight files), `atomic` (replacing whole folders), the configs and the
+tokenizers can all use them without importing each other.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 
 __all__ = [
@@ -15,7 +17,11 @@ __all__ = [
     "BIN_WEIGHTS",
     "BIN_INDEX",
     "is_weights_file",
+    "read_json",
+    "CONFIG_NAME",
 ]
+
+CONFIG_NAME = "config.json"
 
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
@@ -40,3 +46,18 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 def is_weights_file(name: str) -> bool:
     """True for the file names a weights save owns (single files, shards, indexes)."""
     return _WEIGHT_FILE_RE.fullmatch(name) is not None
+
+
+def read_json(path: str | os.PathLike, error: type[Exception] = ValueError) -> dict:
+    """The one reader of the small JSON files a checkpoint folder holds (config.json, tokenizer_config.json, ...).
+
+    ``error`` is the exception type the caller's users expect (configs raise ConfigError, a ValueError).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data

@@ -1,4 +1,4 @@
-"""Output dataclasses with transformers' field names.
+"""Output dataclasses with transformers' field names, framework-free (a field holds any framework's arrays).
 
 Like transformers' ModelOutput, ``out[0]`` is the first field that is set (so ``loss`` when labels were given, else
 the logits), ``out["logits"]`` and ``out.logits`` both work, and ``to_tuple()`` drops unset fields.
@@ -7,10 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
-
-import torch
-
-Tensor = torch.Tensor
 
 
 class ModelOutput:
@@ -72,3 +68,21 @@ QuestionAnsweringModelOutput = _output(
 Seq2SeqLMOutput = _output(
     "Seq2SeqLMOutput", "loss", "logits", "past_key_values", "decoder_hidden_states", "decoder_attentions",
     "cross_attentions", "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
+
+
+def as_encoder_output(encoder_outputs: Any) -> Any:
+    """Accept transformers' forms of ``encoder_outputs``: a tuple (last_hidden_state[, hidden_states[, attentions]])
+    or an output object with ``last_hidden_state``; a bare array is refused with the fix."""
+    if hasattr(encoder_outputs, "shape") and hasattr(encoder_outputs, "dtype"):
+        raise TypeError("encoder_outputs must be a tuple (last_hidden_state, ...) or an encoder output object, got a "
+                        "bare tensor; pass (tensor,)")
+    if isinstance(encoder_outputs, (tuple, list)):
+        if not 1 <= len(encoder_outputs) <= 3 or not hasattr(encoder_outputs[0], "shape"):
+            raise ValueError("an encoder_outputs tuple must be (last_hidden_state[, hidden_states[, attentions]]), got "
+                             f"{len(encoder_outputs)} items starting with {type(encoder_outputs[0]).__name__}"
+                             if encoder_outputs else "encoder_outputs is an empty tuple")
+        return BaseModelOutput(*encoder_outputs)
+    if hasattr(getattr(encoder_outputs, "last_hidden_state", None), "shape"):
+        return encoder_outputs
+    raise TypeError(f"encoder_outputs must be a tuple or an encoder output object with last_hidden_state, "
+                    f"got {type(encoder_outputs).__name__}")

@@ -1,12 +1,14 @@
-"""resolve_model_dir: local folders, offline lookups in a fake Hugging Face cache, and the errors."""
+"""The resolver: local folders, offline lookups in a fake Hugging Face cache, when it downloads, and the errors.
+
+(tests/storage/test_download.py downloads for real from a hub-like server on 127.0.0.1.)"""
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from warmstart.checkpoint import hub
-from warmstart.checkpoint.hub import default_cache_dir, resolve_model_dir
+from warmstart.storage import hub
+from warmstart.storage.hub import default_cache_dir, resolve_model_dir
 from warmstart.checkpoint.io import CheckpointNotFoundError, load_state_dict, save_state_dict
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -15,7 +17,8 @@ OTHER = "fedcba9876543210fedcba9876543210fedcba98"
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Every lookup must stay offline unless a test explicitly asks for a download."""
+    """Every lookup must stay offline unless a test explicitly allows the network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     real = hub.snapshot_download
 
     def offline_only(*args, **kwargs):
@@ -134,7 +137,7 @@ def test_partially_downloaded_snapshot_is_still_returned(tmp_path, monkeypatch):
     assert resolve_model_dir("org/name", cache_dir=tmp_path) == snap
 
 
-def test_download_only_when_asked(tmp_path, monkeypatch):
+def test_downloads_only_when_the_network_is_allowed(tmp_path, monkeypatch):
     calls = []
     target = tmp_path / "downloaded"
 
@@ -147,13 +150,20 @@ def test_download_only_when_asked(tmp_path, monkeypatch):
             torch.save({"w": torch.ones(1)}, target / "pytorch_model.bin")
         return str(target)
     monkeypatch.setattr(hub, "snapshot_download", fake_download)
-    with pytest.raises(FileNotFoundError):
-        resolve_model_dir("org/name", cache_dir=tmp_path / "c")
-    assert len(calls) == 1
-    assert resolve_model_dir("org/name", cache_dir=tmp_path / "c", local_files_only=False) == target
+    # HF_HUB_OFFLINE=1 (the fixture; make test sets it too): the cache only, whatever local_files_only says
+    with pytest.raises(FileNotFoundError, match="not asked, the environment says offline"):
+        resolve_model_dir("org/name", cache_dir=tmp_path / "c", local_files_only=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    with pytest.raises(FileNotFoundError, match="not asked, local_files_only=True"):
+        resolve_model_dir("org/name", cache_dir=tmp_path / "c", local_files_only=True)
+    assert len(calls) == 2 and all(c["local_files_only"] for c in calls)
+    # network allowed: downloaded by default, as transformers does
+    assert resolve_model_dir("org/name", cache_dir=tmp_path / "c") == target
+    downloads = calls[2:]
     # safetensors first; .bin only because this repo has no safetensors weights
-    assert "*.safetensors" in calls[2]["allow_patterns"] and "*.bin" not in calls[2]["allow_patterns"]
-    assert calls[3]["allow_patterns"] == ["*.bin", "*.bin.index.json"]
+    assert "*.safetensors" in downloads[0]["allow_patterns"] and "*.bin" not in downloads[0]["allow_patterns"]
+    assert downloads[1]["allow_patterns"] == ["*.bin", "*.bin.index.json"]
 
 
 def test_a_save_killed_mid_swap_is_repaired_before_resolving(tmp_path):

@@ -1,7 +1,7 @@
 """EncoderDecoderConfig: two nested model configs (any registered families) plus the seq2seq token ids.
 
 config.json keeps transformers' layout: ``model_type`` "encoder-decoder" and the full ``encoder`` / ``decoder``
-configs as nested objects, each carrying its own ``model_type`` so that it is rebuilt by the config registry.
+configs as nested objects, each carrying its own ``model_type`` so that it is rebuilt from its family record.
 """
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import logging
 import os
 from typing import Any
 
-from ..config import BertConfig, ConfigError, PretrainedConfig, load_config_dict, register_config, _pop_hub_kwargs
+from ..families import FAMILIES
+from ..storage.options import LoadOptions
+from .base import ConfigError, PretrainedConfig, load_config_dict
+from .bert import BertConfig
 
 __all__ = ["EncoderDecoderConfig"]
 
@@ -24,17 +27,15 @@ def _sub_config(value: Any, side: str, decoder_defaults: bool) -> PretrainedConf
         return BertConfig(is_decoder=True, add_cross_attention=True) if decoder_defaults else BertConfig()
     if not isinstance(value, dict):
         raise ConfigError(f"EncoderDecoderConfig.{side} must be a config object or a dict, got {type(value).__name__}")
-    from ..config import CONFIG_REGISTRY
-
     model_type = value.get("model_type")
-    if model_type not in CONFIG_REGISTRY:
+    if model_type not in FAMILIES:
         raise ConfigError(f"EncoderDecoderConfig.{side} has model_type {model_type!r}; warmstart knows "
-                          f"{sorted(CONFIG_REGISTRY)}")
+                          f"{sorted(FAMILIES)}")
+    config_class = FAMILIES[model_type].config_class()
     data = {k: v for k, v in value.items() if k != "model_type"}
-    return CONFIG_REGISTRY[model_type].from_dict(data)
+    return config_class.from_dict(data)
 
 
-@register_config
 class EncoderDecoderConfig(PretrainedConfig):
     """Configuration of an EncoderDecoderModel: ``encoder`` and ``decoder`` sub-configs, shared token ids."""
 
@@ -75,7 +76,7 @@ class EncoderDecoderConfig(PretrainedConfig):
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any) -> "EncoderDecoderConfig":
         return_unused = kwargs.pop("return_unused_kwargs", False)
-        data = load_config_dict(path_or_repo_id, **_pop_hub_kwargs(kwargs))
+        data = load_config_dict(path_or_repo_id, LoadOptions.pop_from(kwargs))
         if data.get("model_type") != cls.model_type:
             raise ConfigError(
                 f"{path_or_repo_id} holds a {data.get('model_type')!r} config, not an encoder-decoder one; to "

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import JsonConfig, read_json
+from ..storage.options import LoadOptions
+from .base import JsonConfig, read_json
 
 __all__ = ["GenerationConfig", "GENERATION_CONFIG_NAME"]
 
@@ -220,13 +221,14 @@ class GenerationConfig(JsonConfig):
     def from_pretrained(cls, pretrained_model_name: str | os.PathLike, config_file_name: str | None = None,
                         **kwargs: Any) -> "GenerationConfig":
         name = config_file_name or GENERATION_CONFIG_NAME
+        options = LoadOptions.pop_from(kwargs)
         path = Path(pretrained_model_name)
-        if path.is_dir():
+        if path.is_dir() and not options.subfolder:
             path = path / name
         elif not path.is_file():
-            from ..checkpoint.hub import resolve_model_dir
+            from ..storage.hub import resolve  # imported on use: huggingface_hub is slow to import
 
-            path = Path(resolve_model_dir(str(pretrained_model_name))) / name
+            path = Path(resolve(pretrained_model_name, options)) / name
         if not path.is_file():
             raise FileNotFoundError(f"no {name} in {path.parent}")
         config = cls.from_dict(read_json(path), **kwargs)
