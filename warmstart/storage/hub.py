@@ -5,8 +5,9 @@ Models, configs, generation configs and tokenizers all resolve a name here, with
 
 - in the hub cache (``cache_dir``, default ``default_cache_dir()``), read through huggingface_hub's
   ``snapshot_download`` with ``local_files_only=True`` (``refs/<revision>`` -> ``snapshots/<commit>/``);
-- when the network is allowed, downloaded through huggingface_hub (only the files the caller reads: configs,
-  vocabularies, and for models safetensors weights, or ``.bin`` ones when the repo has no safetensors);
+- when the network is allowed, downloaded through huggingface_hub (only the files the caller reads, from the
+  repo's root or its ``subfolder`` and not from folders nested in it: configs, vocabularies, and for models
+  safetensors weights, or ``.bin`` ones when the repo has no safetensors);
 - never over the network when ``local_files_only=True`` or the environment says offline (``HF_HUB_OFFLINE=1``,
   or ``TRANSFORMERS_OFFLINE=1``): then a name missing from the cache is one error naming it and every place looked.
 
@@ -34,7 +35,7 @@ except ImportError:  # pragma: no cover - older huggingface_hub never raises it
     IncompleteSnapshotError = None
 
 __all__ = ["LoadOptions", "resolve", "resolve_model_dir", "default_cache_dir", "is_offline",
-           "MODEL_FILES", "TOKENIZER_FILES"]
+           "MODEL_FILES", "TOKENIZER_FILES", "CONFIG_FILES"]
 
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 # What a download fetches. Weights: safetensors first; `.bin` only when the repo has no safetensors (many old
@@ -42,6 +43,7 @@ _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 MODEL_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")
 _BIN_FILES = ("*.bin", "*.bin.index.json")
 TOKENIZER_FILES = ("*.json", "*.txt", "*.model")
+CONFIG_FILES = ("*.json",)  # config.json / generation_config.json: a config load never fetches weights
 
 
 def default_cache_dir() -> Path:
@@ -88,9 +90,9 @@ def resolve(path_or_repo_id: str | os.PathLike, options: LoadOptions | None = No
     if _looks_like_path(raw) or not _is_repo_id(raw):
         looked.append("the hub cache: not searched, since this is not a repo id of the form 'org/name'")
         raise CheckpointNotFoundError(_not_found_message(raw, looked, cache, what, options))
-    snapshot = None
+    snapshot = unreachable = None
     if not options.offline:
-        snapshot = _download(raw, cache, options, files)
+        snapshot, unreachable = _download(raw, cache, options, files, what)
     if snapshot is None and not options.force_download:
         snapshot = _cached_snapshot(raw, cache, options.revision)
     if snapshot is None:
@@ -98,7 +100,11 @@ def resolve(path_or_repo_id: str | os.PathLike, options: LoadOptions | None = No
         if options.offline:
             looked.append("the Hugging Face Hub: not asked, " + ("local_files_only=True" if options.local_files_only
                                                                  else "the environment says offline (HF_HUB_OFFLINE)"))
-        raise CheckpointNotFoundError(_not_found_message(raw, looked, cache, what, options))
+        elif unreachable is not None:
+            # Without this line the message would read as if the Hub had been asked and had no such repo.
+            looked.append(f"the Hugging Face Hub at {_endpoint()}: could not be reached ({unreachable})")
+        raise CheckpointNotFoundError(_not_found_message(raw, looked, cache, what, options,
+                                                         unreachable=unreachable is not None))
     return _subfolder(snapshot, options.subfolder, raw)
 
 
@@ -140,36 +146,81 @@ def _cached_snapshot(repo_id: str, cache: Path, revision: str | None) -> Path | 
     return None
 
 
-def _download(repo_id: str, cache: Path, options: LoadOptions, files: tuple[str, ...]) -> Path | None:
-    """Fetch what is missing or stale; None when the Hub cannot be reached (the cache is tried next)."""
+def _download(repo_id: str, cache: Path, options: LoadOptions, files: tuple[str, ...],
+              what: str) -> tuple[Path | None, str | None]:
+    """Fetch what is missing or stale: (the snapshot folder, None), or (None, why) when the Hub could not be
+    reached or answered with a server error (the cache is tried next, as transformers does)."""
     hub = {"revision": options.revision, "cache_dir": cache, "force_download": options.force_download,
            "token": options.token}
     if options.proxies:
         hub["proxies"] = options.proxies
     try:
-        folder = Path(snapshot_download(repo_id, allow_patterns=list(files), **hub))
+        folder = Path(snapshot_download(repo_id, **_patterns(files, options.subfolder), **hub))
         if files == MODEL_FILES:
             try:
                 find_weights(_subfolder(folder, options.subfolder, repo_id) if options.subfolder else folder)
             except CheckpointNotFoundError:
-                folder = Path(snapshot_download(repo_id, allow_patterns=list(_BIN_FILES), **hub))
-        return folder
-    except LocalEntryNotFoundError:
-        # huggingface_hub raises this when the Hub is unreachable and nothing is cached.
-        return None
+                folder = Path(snapshot_download(repo_id, **_patterns(_BIN_FILES, options.subfolder), **hub))
+        return folder, None
+    except LocalEntryNotFoundError as e:
+        # huggingface_hub raises this when the Hub is unreachable (or failed) and nothing usable is cached;
+        # the cause it chains is the connection or HTTP error itself.
+        return None, _first_line(e.__cause__ or e)
     except OSError as e:
-        if _is_missing_repo(e):
-            raise CheckpointNotFoundError(
-                f"{repo_id!r} is neither a local folder nor a repo on the Hugging Face Hub "
-                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-            ) from e
+        missing = _missing_repo_message(e, repo_id, options.revision, what)
+        if missing is not None:
+            raise CheckpointNotFoundError(missing) from e
         raise
 
 
-def _is_missing_repo(e: Exception) -> bool:
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+def _patterns(files: tuple[str, ...], subfolder: str) -> dict[str, list[str]]:
+    """snapshot_download's filters for the files of one folder of the repo (the root, or ``subfolder``).
 
-    return isinstance(e, (RepositoryNotFoundError, RevisionNotFoundError))
+    Its patterns are fnmatch ones, where ``*`` also matches ``/``: ``*.safetensors`` alone would fetch every
+    nested copy too (``onnx/``, ``checkpoint-500/``, other models' sub-folders), which no loader reads."""
+    sub = subfolder.strip("/")
+    if not sub:
+        return {"allow_patterns": list(files), "ignore_patterns": ["*/*"]}
+    return {"allow_patterns": [f"{sub}/{p}" for p in files], "ignore_patterns": [f"{sub}/*/*"]}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _missing_repo_message(e: OSError, repo_id: str, revision: str | None, what: str) -> str | None:
+    """The message for a Hub that answered 'no such repo' (or revision, or a gated one); None for other errors."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if not isinstance(e, (RepositoryNotFoundError, RevisionNotFoundError)):
+        return None
+    said = _hub_answer(e)
+    at = f"the Hugging Face Hub at {_endpoint()}"
+    if isinstance(e, GatedRepoError):  # a subclass of RepositoryNotFoundError: check it first
+        return (f"Cannot load {what} {repo_id!r}: it is a gated repo on {at} ({said}); ask for access on its page, "
+                f"then log in (`hf auth login`) or pass token=...")
+    if isinstance(e, RevisionNotFoundError):
+        return (f"Cannot find {what} {repo_id!r} at revision {revision!r}: {at} has the repo but no such branch, "
+                f"tag or commit ({said})")
+    return (f"Cannot find {what} {repo_id!r}: it is not a local folder, and {at} has no such repo ({said}). "
+            f"Check the name; if it is a private or gated repo, log in (`hf auth login`) or pass token=...")
+
+
+def _hub_answer(e: OSError) -> str:
+    """'RepositoryNotFoundError: HTTP 404 from <url>' — the status and the URL asked, not huggingface_hub's
+    whole multi-line explanation."""
+    response = getattr(e, "response", None)
+    try:
+        return f"{type(e).__name__}: HTTP {response.status_code} from {response.url}"
+    except (AttributeError, RuntimeError):  # no response, or an httpx response without its request
+        return _first_line(e)
 
 
 def _repo_cache_folder(repo_id: str, cache: Path) -> Path:
@@ -192,10 +243,15 @@ def _cache_detail(repo_id: str, cache: Path, revision: str | None) -> str:
     )
 
 
-def _not_found_message(raw: str, looked: list[str], cache: Path, what: str, options: LoadOptions) -> str:
+def _not_found_message(raw: str, looked: list[str], cache: Path, what: str, options: LoadOptions,
+                       unreachable: bool = False) -> str:
     places = "\n".join(f"  - {line}" for line in looked)
-    how = ("unset HF_HUB_OFFLINE (and pass local_files_only=False) to download it now"
-           if options.offline else "check the name")
+    if options.offline:
+        how = "unset HF_HUB_OFFLINE (and pass local_files_only=False) to download it now"
+    elif unreachable:
+        how = "check the network connection (and HF_ENDPOINT, if it is set) and try again"
+    else:
+        how = "check the name"
     return (
         f"Cannot find {what} {raw!r}. Looked at:\n{places}\n"
         f"To fix: pass the path of a folder holding its files; or, on a machine "

@@ -13,7 +13,7 @@ import os
 
 from ..families import FAMILIES
 from ..storage.options import LoadOptions
-from .base_io import TOKENIZER_CONFIG_FILE, _read_json, _resolver
+from .base_io import RESOLVED_FOLDER_KWARG, TOKENIZER_CONFIG_FILE, _read_json, files_in, resolve_folder
 
 # class name -> module (relative to this package) that defines it
 TOKENIZER_CLASSES = {
@@ -67,7 +67,8 @@ class AutoTokenizer:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *inputs, use_fast: bool = True, **kwargs):
         path = os.fspath(pretrained_model_name_or_path)
-        resolve = _resolver(path, LoadOptions.of({k: kwargs[k] for k in LoadOptions.names() if k in kwargs}))
+        folder = resolve_folder(path, LoadOptions.of({k: kwargs[k] for k in LoadOptions.names() if k in kwargs}))
+        resolve = files_in(folder)
         name = kwargs.pop("tokenizer_type", None)
         name = name if name is None else MODEL_TYPE_TO_TOKENIZER.get(name, name)
         if name is None:
@@ -84,7 +85,10 @@ class AutoTokenizer:
                 f"Cannot tell which tokenizer {path!r} needs: no tokenizer_class in tokenizer_config.json, no known "
                 f"model_type in config.json ({sorted(MODEL_TYPE_TO_TOKENIZER)}), and no known vocabulary files"
             )
-        return tokenizer_class_from_name(name, use_fast).from_pretrained(path, *inputs, **kwargs)
+        # The class gets the user's name (kept as name_or_path) and the folder found for it, so it need not
+        # resolve the name again.
+        return tokenizer_class_from_name(name, use_fast).from_pretrained(path, *inputs, **kwargs,
+                                                                         **{RESOLVED_FOLDER_KWARG: folder})
 
 
 def _name_from_model_config(config: dict) -> str | None:

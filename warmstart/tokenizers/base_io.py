@@ -62,19 +62,36 @@ def _read_json(path: str | None) -> dict:
     return {} if path is None else read_json(path)
 
 
-def _resolver(name_or_path: str, options: LoadOptions):
-    """Return f(filename) -> local path or None, for a folder or a Hugging Face Hub repo id.
+# The keyword AutoTokenizer passes the folder it already resolved with, so the class does not resolve the name a
+# second time (for a repo id, a second round trip to the Hub); popped before the constructor sees the kwargs.
+RESOLVED_FOLDER_KWARG = "_resolved_folder"
+
+
+def resolve_folder(name_or_path: str, options: LoadOptions) -> str:
+    """The local folder holding a tokenizer named by a folder or a Hugging Face Hub repo id.
 
     A repo id goes through the one resolver of the package (storage.hub): the cache, or a download of the
     tokenizer files when the network is allowed."""
     folder = os.path.join(name_or_path, options.subfolder) if options.subfolder else name_or_path
-    if not os.path.isdir(folder):
-        if os.path.exists(name_or_path) or name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
-            raise FileNotFoundError(f"Tokenizer path {name_or_path!r} is not a folder (subfolder={options.subfolder!r})")
-        from ..storage.hub import TOKENIZER_FILES, resolve  # imported on use: huggingface_hub is slow to import
+    if os.path.isdir(folder):
+        return folder
+    if os.path.isdir(name_or_path):
+        raise FileNotFoundError(f"Tokenizer folder {name_or_path!r} has no sub-folder {options.subfolder!r}")
+    if os.path.exists(name_or_path) or name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
+        raise FileNotFoundError(f"Tokenizer path {name_or_path!r} is not a folder (subfolder={options.subfolder!r})")
+    from ..storage.hub import TOKENIZER_FILES, resolve  # imported on use: huggingface_hub is slow to import
 
-        folder = os.fspath(resolve(name_or_path, options, files=TOKENIZER_FILES, what="tokenizer"))
+    return os.fspath(resolve(name_or_path, options, files=TOKENIZER_FILES, what="tokenizer"))
+
+
+def files_in(folder: str):
+    """f(filename) -> its path in ``folder``, or None when the folder has no such file."""
     return lambda name: (p if os.path.isfile(p := os.path.join(folder, name)) else None)
+
+
+def _resolver(name_or_path: str, options: LoadOptions):
+    """Return f(filename) -> local path or None, for a folder or a Hugging Face Hub repo id."""
+    return files_in(resolve_folder(name_or_path, options))
 
 
 class PretrainedIOMixin:
@@ -89,6 +106,7 @@ class PretrainedIOMixin:
         path = os.fspath(pretrained_model_name_or_path)
         options = LoadOptions.pop_from(kwargs)
         kwargs.pop("use_fast", None)
+        folder = kwargs.pop(RESOLVED_FOLDER_KWARG, None)
 
         if os.path.isfile(path):  # v4 allowed pointing straight at the (single) vocabulary file
             if len(cls.vocab_files_names) != 1 and "tokenizer_file" not in cls.vocab_files_names:
@@ -96,7 +114,7 @@ class PretrainedIOMixin:
             first = next(iter(cls.vocab_files_names))
             return cls(*init_inputs, **{first: path, "name_or_path": path, **kwargs})
 
-        resolve = _resolver(path, options)
+        resolve = files_in(folder) if folder is not None else _resolver(path, options)
         # fallback_files_names: files a class can also build itself from (e.g. the slow BERT class
         # reads its vocabulary out of tokenizer.json when a v5 save left no vocab.txt).
         wanted_files = {**getattr(cls, "fallback_files_names", {}), **cls.vocab_files_names}
