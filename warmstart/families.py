@@ -10,9 +10,7 @@ Adding a family is: its config class, its key map (``checkpoint/keymaps.py``), i
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
 
 __all__ = ["Family", "FAMILIES", "TASKS", "FRAMEWORKS", "family", "family_for", "load_object", "UnknownFamilyError",
            "is_causal"]
@@ -27,25 +25,41 @@ class UnknownFamilyError(ValueError):
     """A model_type (or a task of one) this library does not implement."""
 
 
-def load_object(path: str) -> Any:
+def load_object(path: str) -> object:
     """'package.module:Name' -> the object (the module is imported now)."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
-@dataclass(frozen=True)
 class Family:
-    """What is true of every model of one ``model_type``."""
+    """What is true of every model of one ``model_type``.
 
-    model_type: str
-    config: str                      # import path of the config class
-    keymap: str | None = None        # name in checkpoint.keymaps.KEYMAPS (None: a composite mapped per part)
-    # Tokenizer class names in warmstart.tokenizers, the slow one first (AutoTokenizer picks "Fast" when asked).
-    tokenizers: tuple[str, ...] = ()
-    # framework -> task -> import path of the class
-    classes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    # The stack is left-to-right whatever config.is_decoder says (GPT-2); others are causal only as decoders.
-    is_causal: bool = False
+    A plain class, not a dataclass: ``import warmstart`` reads these records, and importing dataclasses (and
+    typing) would triple its cost.
+    """
+
+    __slots__ = ("model_type", "config", "keymap", "tokenizers", "classes", "is_causal")
+
+    def __init__(self, model_type: str, config: str, *, keymap: str | None = None, tokenizers: tuple[str, ...] = (),
+                 classes: dict[str, dict[str, str]] | None = None, is_causal: bool = False):
+        self.model_type = model_type
+        self.config = config          # import path of the config class
+        self.keymap = keymap          # name in checkpoint.keymaps.KEYMAPS (None: a composite mapped per part)
+        # Tokenizer class names in warmstart.tokenizers, the slow one first (AutoTokenizer picks "Fast" when asked).
+        self.tokenizers = tuple(tokenizers)
+        # framework -> task -> import path of the class
+        self.classes = MappingProxyType({fw: MappingProxyType(dict(t)) for fw, t in (classes or {}).items()})
+        # The stack is left-to-right whatever config.is_decoder says (GPT-2); others are causal only as decoders.
+        self.is_causal = is_causal
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Records are facts shared by the whole process: set once in __init__, read-only after.
+        if hasattr(self, name):
+            raise AttributeError(f"Family records are read-only: cannot set {name!r} of {self.model_type!r}")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"Family({self.model_type!r}, tasks={ {fw: sorted(t) for fw, t in self.classes.items()} })"
 
     @property
     def tokenizer(self) -> str | None:
@@ -65,7 +79,7 @@ class Family:
     def model_class(self, task: str, framework: str = "pt") -> type:
         return load_object(self.class_path(task, framework))
 
-    def causal(self, config: Any) -> bool:
+    def causal(self, config: object) -> bool:
         """Whether a model of this family with ``config`` attends left to right only."""
         return self.is_causal or bool(getattr(config, "is_decoder", False))
 
@@ -96,10 +110,10 @@ _RECORDS = (
     Family("encoder-decoder", "warmstart.config.encoder_decoder:EncoderDecoderConfig",
            classes={"pt": _tasks("warmstart.models.encoder_decoder", seq2seq_lm="EncoderDecoderModel")}),
 )
-FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in _RECORDS})
+FAMILIES = MappingProxyType({f.model_type: f for f in _RECORDS})
 
 
-def family(model_type: Any, where: str = "") -> Family:
+def family(model_type: object, where: str = "") -> Family:
     """The record of ``model_type``; an UnknownFamilyError naming it (and where it was read) otherwise."""
     if model_type not in FAMILIES:
         raise UnknownFamilyError(f"unknown model_type {model_type!r}{' in ' + where if where else ''}; warmstart "
@@ -107,12 +121,12 @@ def family(model_type: Any, where: str = "") -> Family:
     return FAMILIES[model_type]
 
 
-def family_for(config: Any) -> Family:
+def family_for(config: object) -> Family:
     """The record of a config object (by its ``model_type``)."""
     return family(getattr(config, "model_type", None), type(config).__name__)
 
 
-def is_causal(config: Any) -> bool:
+def is_causal(config: object) -> bool:
     """Whether a model with ``config`` attends left to right only: its family's fact, or ``config.is_decoder``."""
     record = FAMILIES.get(getattr(config, "model_type", None))
     return record.causal(config) if record is not None else bool(getattr(config, "is_decoder", False))

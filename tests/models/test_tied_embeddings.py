@@ -24,10 +24,21 @@ def test_tied_gradient_equals_untied_sum():
 
 
 def test_lookup_alone_still_gives_a_dense_gradient():
+    torch.manual_seed(0)
     model = BertLMHeadModel(BertConfig(**CFG))
-    model.bert(torch.randint(0, 97, (2, 5))).last_hidden_state.sum().backward()
+    ids = torch.randint(1, 97, (2, 5))  # not the pad id 0, whose row (padding_idx) never gets a gradient
+    hidden = model.bert(ids).last_hidden_state
+    # Not hidden.sum(): each row of BERT's final LayerNorm sums to a constant at init (gamma = 1), so that loss has
+    # an exactly zero gradient and the check below would pass only on float rounding noise. Fixed random weights
+    # give every output a real gradient.
+    weights = torch.randn(hidden.shape, generator=torch.Generator().manual_seed(1))
+    (hidden * weights).sum().backward()
     grad = model.get_input_embeddings().weight.grad
     assert grad.layout == torch.strided and grad.abs().sum() > 0
+    used = torch.zeros(97, dtype=torch.bool)
+    used[ids.flatten()] = True
+    assert (grad[used].abs().sum(-1) > 1e-3).all()  # every looked-up row is trained, well above rounding noise
+    assert (grad[~used] == 0).all()  # and only those: the lookup's gradient landed on the right rows
     torch.optim.AdamW(model.parameters(), fused=True).step()  # fused AdamW refuses sparse gradients
 
 

@@ -241,9 +241,12 @@ def load_config_dict(path_or_repo_id: str | os.PathLike, options: LoadOptions | 
     path = Path(path_or_repo_id)
     if path.is_file():
         return read_json(path)
-    from ..storage.hub import resolve  # imported on use: huggingface_hub is slow to import
+    if path.is_dir() and not (options and options.subfolder):
+        folder = path  # a plain folder: no need to import huggingface_hub (slow) to resolve it
+    else:
+        from ..storage.hub import CONFIG_FILES, resolve  # imported on use: huggingface_hub is slow to import
 
-    folder = resolve(path_or_repo_id, options)
+        folder = resolve(path_or_repo_id, options, files=CONFIG_FILES)
     config_file = Path(folder) / CONFIG_NAME
     if not config_file.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {folder} (looked for {config_file})")

@@ -226,9 +226,9 @@ class GenerationConfig(JsonConfig):
         if path.is_dir() and not options.subfolder:
             path = path / name
         elif not path.is_file():
-            from ..storage.hub import resolve  # imported on use: huggingface_hub is slow to import
+            from ..storage.hub import CONFIG_FILES, resolve  # imported on use: huggingface_hub is slow to import
 
-            path = Path(resolve(pretrained_model_name, options)) / name
+            path = Path(resolve(pretrained_model_name, options, files=CONFIG_FILES)) / name
         if not path.is_file():
             raise FileNotFoundError(f"no {name} in {path.parent}")
         config = cls.from_dict(read_json(path), **kwargs)
