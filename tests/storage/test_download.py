@@ -407,11 +407,11 @@ def test_downloads_model_tokenizer_and_config_when_the_network_is_allowed(downlo
     assert log and all(status in (200, 302) for _, _, status in log), log
     # The weights came the way the Hub sends them: a 302 from /resolve, then the bytes from the CDN, once each.
     assert [m for m, p, _ in log if p.startswith("/cdn/")] == ["GET", "GET"], log
-    # AutoTokenizer resolves the repo once, not once more in the class it picks. The log up to the first request
-    # for the weights (which AutoConfig, loaded next, is the first to make) holds two repo_info calls: one from
-    # AutoTokenizer, one from AutoConfig.
+    # AutoTokenizer resolves the repo once, not once more in the class it picks, and a config load fetches JSON
+    # only. The log up to the first request for the weights holds four repo_info calls: AutoTokenizer,
+    # AutoConfig, then AutoModelForMaskedLM's config and its model class (which is the first to ask for weights).
     before_weights = log[:next(i for i, (_, p, _) in enumerate(log) if p.endswith("model.safetensors"))]
-    assert [p for _, p, _ in before_weights].count(f"/api/models/{REPO}/revision/main") == 2, log
+    assert [p for _, p, _ in before_weights].count(f"/api/models/{REPO}/revision/main") == 4, log
 
 
 def test_hf_hub_offline_reads_the_cache_only_and_names_a_missing_repo(downloaded, checkpoint, hub):

@@ -3,6 +3,9 @@
 Loss semantics follow transformers: -100 labels are ignored, sequence classification picks regression /
 single-label / multi-label from ``config.problem_type`` (inferred from num_labels and the label dtype when unset),
 question answering clamps out-of-range positions to an ignored index, the causal LM shifts labels by one.
+
+Every head's forward has transformers' v4 signature and the same four lines: the backbone on the arguments it
+shares with the head (``backbone_args``), the head, the loss, the output class.
 """
 from __future__ import annotations
 
@@ -11,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import BertConfig
-from ..nn import Embeddings, LMHead, Pooler, TransformerStack, run_backbone
+from ..nn import Embeddings, LMHead, Pooler, TransformerStack, backbone_args, run_backbone
 from ..nn.dropout import Dropout
-from ..nn.losses import cross_entropy
+from ..nn.losses import shifted_lm_loss, token_cross_entropy
 from .. import outputs as O
 from .base import PreTrainedModel
 
@@ -22,10 +25,6 @@ __all__ = [
     "BertForNextSentencePrediction", "BertForSequenceClassification", "BertForMultipleChoice",
     "BertForTokenClassification", "BertForQuestionAnswering",
 ]
-
-# Arguments every BERT head forwards untouched to the backbone.
-_BACKBONE_ARGS = ("attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
-                  "output_attentions", "output_hidden_states")
 
 
 class BertPreTrainedModel(PreTrainedModel):
@@ -66,14 +65,9 @@ class BertModel(BertPreTrainedModel):
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
                 use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None, *,
                 skip_padding=None):
-        out = run_backbone(
-            self.embeddings, self.encoder, self.config, input_ids=input_ids, attention_mask=attention_mask,
-            token_type_ids=token_type_ids, position_ids=position_ids, head_mask=head_mask,
-            inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-            skip_padding=self.skip_padding if skip_padding is None else skip_padding,
-        )
+        if skip_padding is None:
+            skip_padding = self.skip_padding
+        out = run_backbone(self.embeddings, self.encoder, self.config, **backbone_args(locals()))
         pooled = self.pooler(out.last_hidden_state) if self.pooler is not None else None
         return self._finish(O.BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=out.last_hidden_state, pooler_output=pooled, hidden_states=out.hidden_states,
@@ -81,21 +75,8 @@ class BertModel(BertPreTrainedModel):
         ), return_dict)
 
 
-def _padding_is_scored(labels, mask, shift: int = 0) -> bool:
-    """True when a loss reads logits at padded positions (labels there are not -100), so they must be computed."""
-    if labels is None or mask is None or labels.shape != mask.shape:
-        return False
-    if shift:
-        labels, mask = labels[:, shift:], mask[:, :-shift]
-    return bool((labels[mask == 0] != -100).any())
-
-
 def _lm_head(config: BertConfig) -> LMHead:
     return LMHead(config.hidden_size, config.vocab_size, act=config.hidden_act, layer_norm_eps=config.layer_norm_eps)
-
-
-def _ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-    return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index)
 
 
 class _WithLMHead(BertPreTrainedModel):
@@ -117,14 +98,12 @@ class BertForPreTraining(_WithLMHead):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                        return_dict=True, skip_padding=False if _padding_is_scored(labels, attention_mask) else None)
+        out = self.bert(**backbone_args(locals(), labels), return_dict=True)
         scores = self.cls(out.last_hidden_state)
         nsp = self.seq_relationship(out.pooler_output)
         loss = None
         if labels is not None and next_sentence_label is not None:
-            loss = _ce(scores, labels) + _ce(nsp, next_sentence_label)
+            loss = token_cross_entropy(scores, labels) + token_cross_entropy(nsp, next_sentence_label)
         return self._finish(O.BertForPreTrainingOutput(
             loss=loss, prediction_logits=scores, seq_relationship_logits=nsp, hidden_states=out.hidden_states,
             attentions=out.attentions), return_dict)
@@ -142,18 +121,12 @@ class BertLMHeadModel(_WithLMHead):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
                 past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs):
+                return_dict=None, *, skip_padding=None):
         if labels is not None:
-            use_cache = False
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                        encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
-                        output_attentions, output_hidden_states, return_dict=True,
-                        skip_padding=False if _padding_is_scored(labels, attention_mask, shift=1) else None)
+            use_cache = False  # a training step never reads the cache
+        out = self.bert(**backbone_args(locals(), labels, shift=1), return_dict=True)
         logits = self.cls(out.last_hidden_state)
-        loss = None
-        if labels is not None:
-            # Predict token t+1 from positions <= t.
-            loss = _ce(logits[:, :-1], labels[:, 1:], ignore_index=-100)
+        loss = shifted_lm_loss(logits, labels) if labels is not None else None
         return self._finish(O.CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
             attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)
@@ -169,12 +142,9 @@ class BertForMaskedLM(_WithLMHead):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                        encoder_hidden_states, encoder_attention_mask, output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=True,
-                        skip_padding=False if _padding_is_scored(labels, attention_mask) else None)
+        out = self.bert(**backbone_args(locals(), labels), return_dict=True)
         logits = self.cls(out.last_hidden_state)
-        loss = _ce(logits, labels) if labels is not None else None
+        loss = token_cross_entropy(logits, labels) if labels is not None else None
         return self._finish(O.MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                              attentions=out.attentions), return_dict)
 
@@ -192,12 +162,10 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         if "next_sentence_label" in kwargs:  # v3 name, still accepted by v4
             labels = kwargs.pop("next_sentence_label")
         if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                        return_dict=True)
+            raise TypeError(f"{type(self).__name__}.forward() got unexpected arguments {sorted(kwargs)}")
+        out = self.bert(**backbone_args(locals()), return_dict=True)
         logits = self.seq_relationship(out.pooler_output)
-        loss = _ce(logits, labels) if labels is not None else None
+        loss = token_cross_entropy(logits, labels) if labels is not None else None
         return self._finish(O.NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                                           attentions=out.attentions), return_dict)
 
@@ -220,9 +188,7 @@ class BertForSequenceClassification(_Classifier):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                        return_dict=True)
+        out = self.bert(**backbone_args(locals()), return_dict=True)
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = self._loss(logits, labels) if labels is not None else None
         return self._finish(O.SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
@@ -242,7 +208,7 @@ class BertForSequenceClassification(_Classifier):
                 return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
             return F.mse_loss(logits, labels.to(logits.dtype))
         if c.problem_type == "single_label_classification":
-            return _ce(logits, labels)
+            return token_cross_entropy(logits, labels)
         if labels.shape != logits.shape:
             raise ValueError(f"multi-label classification needs labels shaped like the logits {tuple(logits.shape)}, "
                              f"got {tuple(labels.shape)}")
@@ -266,11 +232,13 @@ class BertForMultipleChoice(_Classifier):
         def flat(t, keep=1):  # (B, K, T[, C]) -> (B*K, T[, C])
             return None if t is None else t.reshape(-1, *t.shape[-keep:])
 
-        out = self.bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids), head_mask,
-                        flat(inputs_embeds, 2), output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=True)
+        # Every choice is one row of the backbone's batch.
+        input_ids, attention_mask, token_type_ids, position_ids = (
+            flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids))
+        inputs_embeds = flat(inputs_embeds, 2)
+        out = self.bert(**backbone_args(locals()), return_dict=True)
         logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
-        loss = _ce(logits, labels) if labels is not None else None
+        loss = token_cross_entropy(logits, labels) if labels is not None else None
         return self._finish(O.MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                                         attentions=out.attentions), return_dict)
 
@@ -283,11 +251,9 @@ class BertForTokenClassification(_Classifier):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                        return_dict=True, skip_padding=False if _padding_is_scored(labels, attention_mask) else None)
+        out = self.bert(**backbone_args(locals(), labels), return_dict=True)
         logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = _ce(logits, labels) if labels is not None else None
+        loss = token_cross_entropy(logits, labels) if labels is not None else None
         return self._finish(O.TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                                     attentions=out.attentions), return_dict)
 
@@ -303,9 +269,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None):
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                        return_dict=True, skip_padding=False)  # span logits are normalised over every position
+        # Span logits are normalised over every position, padding included: none is skipped.
+        out = self.bert(**backbone_args(locals()), return_dict=True, skip_padding=False)
         start, end = self.qa_outputs(out.last_hidden_state).split(1, dim=-1)
         start, end = start.squeeze(-1).contiguous(), end.squeeze(-1).contiguous()  # (B, T) each
         loss = None
@@ -314,7 +279,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             ignored = start.shape[1]
             s = start_positions.reshape(-1).clamp(0, ignored)
             e = end_positions.reshape(-1).clamp(0, ignored)
-            loss = (_ce(start, s, ignore_index=ignored) + _ce(end, e, ignore_index=ignored)) / 2
+            loss = (token_cross_entropy(start, s, ignore_index=ignored)
+                    + token_cross_entropy(end, e, ignore_index=ignored)) / 2
         return self._finish(O.QuestionAnsweringModelOutput(
             loss=loss, start_logits=start, end_logits=end, hidden_states=out.hidden_states,
             attentions=out.attentions), return_dict)

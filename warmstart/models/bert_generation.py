@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 
 from ..config import BertGenerationConfig
-from ..nn import Embeddings, LMHead, TransformerStack, run_backbone
+from ..nn import Embeddings, LMHead, TransformerStack, backbone_args, run_backbone
+from ..nn.losses import shifted_lm_loss
 from .. import outputs as O
-from .bert import BertPreTrainedModel, _ce, _padding_is_scored
+from .bert import BertPreTrainedModel
 
 __all__ = ["BertGenerationPreTrainedModel", "BertGenerationEncoder", "BertGenerationDecoder"]
 
@@ -52,14 +53,9 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
                 skip_padding=None):
         # token_type_ids is accepted so that a BERT tokenizer's output can be passed as is; there is no segment
         # table, so only all-zero ids are allowed (run_backbone raises otherwise).
-        out = run_backbone(
-            self.embeddings, self.encoder, self.config, input_ids=input_ids, attention_mask=attention_mask,
-            token_type_ids=token_type_ids, position_ids=position_ids, head_mask=head_mask,
-            inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-            skip_padding=self.skip_padding if skip_padding is None else skip_padding,
-        )
+        if skip_padding is None:
+            skip_padding = self.skip_padding
+        out = run_backbone(self.embeddings, self.encoder, self.config, **backbone_args(locals()))
         return self._finish(O.BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=out.last_hidden_state, past_key_values=out.past_key_values,
             hidden_states=out.hidden_states, attentions=out.attentions, cross_attentions=out.cross_attentions,
@@ -89,15 +85,10 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
                 use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None, *,
                 token_type_ids=None, skip_padding=None):
         if labels is not None:
-            use_cache = False
-        if skip_padding is None and _padding_is_scored(labels, attention_mask, shift=1):
-            skip_padding = False
-        out = self.bert(input_ids, attention_mask, position_ids, head_mask, inputs_embeds, encoder_hidden_states,
-                        encoder_attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states,
-                        return_dict=True, token_type_ids=token_type_ids, skip_padding=skip_padding)
+            use_cache = False  # a training step never reads the cache
+        out = self.bert(**backbone_args(locals(), labels, shift=1), return_dict=True)
         logits = self.lm_head(out.last_hidden_state)
-        # Token t+1 is predicted from positions <= t.
-        loss = _ce(logits[:, :-1], labels[:, 1:], ignore_index=-100) if labels is not None else None
+        loss = shifted_lm_loss(logits, labels) if labels is not None else None
         return self._finish(O.CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
             attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)

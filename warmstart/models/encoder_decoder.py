@@ -12,11 +12,11 @@ Deliberate differences from transformers, each documented where it happens: ``re
 both sides when they share a vocabulary (transformers raises NotImplementedError); ``tie_encoder_decoder`` works
 as in v4 (v5 ignores it); with ``labels`` the cache defaults to off (nothing reads it while training);
 ``decoder_start_token_id`` given to ``from_encoder_decoder_pretrained`` sets the composite config (transformers
-strips the ``decoder_`` prefix and hands ``start_token_id`` to the decoder config, where nothing reads it).
+strips the ``decoder_`` prefix and hands ``start_token_id`` to the decoder config, where nothing reads it); the
+decoder mask made from labels never hides the start token, even when it is also the pad token.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import os
@@ -30,7 +30,7 @@ from ..checkpoint.composite import load_composite, save_composite
 from ..config.auto import AutoConfig
 from ..config.encoder_decoder import EncoderDecoderConfig
 from ..nn import Attention, KVCache
-from ..nn.losses import check_label_range, cross_entropy
+from ..nn.losses import check_label_range, cross_entropy, padding_is_scored
 from ..outputs import as_encoder_output
 from ..storage.options import LoadOptions
 from .auto import AutoModel, AutoModelForCausalLM
@@ -76,17 +76,16 @@ def _cross_cached(past_key_values: Any) -> bool:
     return isinstance(past_key_values, (tuple, list)) and bool(past_key_values) and len(past_key_values[0]) == 4
 
 
-@contextlib.contextmanager
-def _compute_padding(model: nn.Module, needed: bool):
-    """Make the decoder compute its padded positions too (the loss reads them), then restore dropping them."""
-    switched = [m for m in model.modules() if getattr(m, "skip_padding", False)] if needed else []
-    for m in switched:
-        m.skip_padding = False
-    try:
-        yield
-    finally:
-        for m in switched:
-            m.skip_padding = True
+def _check_accepted(model: nn.Module, side: str, extras: dict[str, Any], prefix: str = "") -> None:
+    """Reject extras the side's forward does not take, named as the caller spelled them (with their prefix);
+    the side's own TypeError would name them without it, and with ``encoder_outputs`` none would be raised."""
+    params = inspect.signature(model.forward).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(prefix + k for k in extras if k not in params)
+    if unknown:
+        raise TypeError(f"EncoderDecoderModel.forward() got unexpected arguments {unknown}: the {side} "
+                        f"({type(model).__name__}) takes no such argument")
 
 
 def _take_prefixed(kwargs: dict[str, Any], prefix: str, keep: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -138,6 +137,7 @@ class EncoderDecoderModel(PreTrainedModel):
         # Cross-attention keys/values are projected from vectors of the decoder's width.
         if config.encoder.hidden_size != config.decoder.hidden_size and cross_size is None:
             self.enc_to_dec_proj = nn.Linear(config.encoder.hidden_size, config.decoder.hidden_size)
+        self._warned_start_is_pad = False  # the start-token mask warning is given once per model
         self.post_init()
 
     def post_init(self) -> None:
@@ -225,6 +225,10 @@ class EncoderDecoderModel(PreTrainedModel):
                 **kwargs):
         # Unprefixed extras (token_type_ids, head_mask...) go to the encoder, decoder_-prefixed ones to the decoder.
         dec_kwargs = _take_prefixed(kwargs, "decoder_")
+        if kwargs:
+            _check_accepted(self.encoder, "encoder", kwargs)
+        if dec_kwargs:
+            _check_accepted(self.decoder, "decoder", dec_kwargs, prefix="decoder_")
         shared = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
@@ -246,18 +250,20 @@ class EncoderDecoderModel(PreTrainedModel):
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
                 if decoder_attention_mask is None:
-                    decoder_attention_mask = (decoder_input_ids != self.config.pad_token_id).to(labels.dtype)
+                    decoder_attention_mask = self._mask_from_labels(decoder_input_ids)
             if use_cache is None:
                 use_cache = False  # a training step never reads the cache; building it costs copies
         elif decoder_input_ids is None and decoder_inputs_embeds is None:
             raise ValueError("the decoder needs decoder_input_ids, decoder_inputs_embeds or labels (from which "
                              "decoder_input_ids are made by shifting right)")
 
-        with _compute_padding(self.decoder, _padding_is_scored(labels, decoder_attention_mask)):
-            dec = self.decoder(input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
-                               encoder_hidden_states=states, encoder_attention_mask=attention_mask,
-                               inputs_embeds=decoder_inputs_embeds, past_key_values=past_key_values,
-                               use_cache=use_cache, return_dict=True, **shared, **dec_kwargs)
+        if padding_is_scored(labels, decoder_attention_mask):
+            # The loss (unshifted, below) reads the decoder's outputs at positions its mask hides: compute them.
+            dec_kwargs["skip_padding"] = False
+        dec = self.decoder(input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
+                           encoder_hidden_states=states, encoder_attention_mask=attention_mask,
+                           inputs_embeds=decoder_inputs_embeds, past_key_values=past_key_values,
+                           use_cache=use_cache, return_dict=True, **shared, **dec_kwargs)
         logits = dec.logits  # (B, T, V)
         loss = None
         if labels is not None:
@@ -277,6 +283,24 @@ class EncoderDecoderModel(PreTrainedModel):
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def _mask_from_labels(self, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+        """The decoder mask for inputs shifted from labels: padding hidden, the start token (position 0) never.
+
+        transformers builds ``decoder_input_ids != pad_token_id``, which also hides the start token when it equals
+        the pad id (bert2gpt2: GPT-2's eos is its bos and pad): no position sees it, and the first prediction reads
+        a fully masked attention row, whose values are arbitrary. Here position 0 stays visible, as in generation
+        and in the mask a collator builds.
+        """
+        pad = self.config.pad_token_id
+        mask = (decoder_input_ids != pad).to(decoder_input_ids.dtype)
+        mask[:, 0] = 1  # shift_tokens_right put the start token there
+        if pad == self.config.decoder_start_token_id and not self._warned_start_is_pad:
+            self._warned_start_is_pad = True
+            log.warning("decoder_start_token_id = pad_token_id = %s: the decoder mask made from labels keeps the start "
+                        "position visible (transformers hides it, so its first prediction differs); pass "
+                        "decoder_attention_mask to choose", pad)
+        return mask
 
     @staticmethod
     def _reorder_cache(past_key_values, beam_idx: torch.Tensor):
@@ -341,9 +365,3 @@ def _side_config(path: str | os.PathLike, side_kwargs: dict[str, Any]):
     config.validate()
     return config
 
-
-def _padding_is_scored(labels: torch.Tensor | None, mask: torch.Tensor | None) -> bool:
-    """True when the loss reads logits at masked decoder positions (labels there are not -100)."""
-    if labels is None or mask is None or labels.shape != mask.shape:
-        return False
-    return bool((labels[mask == 0] != -100).any())

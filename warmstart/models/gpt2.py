@@ -15,10 +15,10 @@ import math
 from torch import nn
 
 from ..config import GPT2Config
-from ..nn import Embeddings, TransformerStack, run_backbone
+from ..nn import Embeddings, TransformerStack, backbone_args, run_backbone
+from ..nn.losses import shifted_lm_loss
 from .. import outputs as O
 from .base import PreTrainedModel
-from .bert import _ce, _padding_is_scored
 
 __all__ = ["GPT2PreTrainedModel", "GPT2Model", "GPT2LMHeadModel"]
 
@@ -83,14 +83,10 @@ class GPT2Model(GPT2PreTrainedModel):
                 position_ids=None, head_mask=None, inputs_embeds=None, encoder_hidden_states=None,
                 encoder_attention_mask=None, use_cache=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, *, skip_padding=None):
-        out = run_backbone(
-            self.embeddings, self.encoder, self.config, final_norm=self.ln_f, input_ids=input_ids,
-            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-            skip_padding=self.skip_padding if skip_padding is None else skip_padding, is_decoder=True,
-        )
+        if skip_padding is None:
+            skip_padding = self.skip_padding
+        out = run_backbone(self.embeddings, self.encoder, self.config, final_norm=self.ln_f, is_decoder=True,
+                           **backbone_args(locals()))
         return self._finish(O.BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=out.last_hidden_state, past_key_values=out.past_key_values,
             hidden_states=out.hidden_states, attentions=out.attentions, cross_attentions=out.cross_attentions,
@@ -116,14 +112,9 @@ class GPT2LMHeadModel(GPT2PreTrainedModel):
                 position_ids=None, head_mask=None, inputs_embeds=None, encoder_hidden_states=None,
                 encoder_attention_mask=None, labels=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, *, skip_padding=None):
-        if skip_padding is None and _padding_is_scored(labels, attention_mask, shift=1):
-            skip_padding = False
-        out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, head_mask,
-                               inputs_embeds, encoder_hidden_states, encoder_attention_mask, use_cache,
-                               output_attentions, output_hidden_states, return_dict=True, skip_padding=skip_padding)
+        out = self.transformer(**backbone_args(locals(), labels, shift=1), return_dict=True)
         logits = self.lm_head(out.last_hidden_state)
-        # Token t+1 is predicted from positions <= t.
-        loss = _ce(logits[:, :-1], labels[:, 1:], ignore_index=-100) if labels is not None else None
+        loss = shifted_lm_loss(logits, labels) if labels is not None else None
         return self._finish(O.CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
             attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)

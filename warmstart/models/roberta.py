@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 
 from ..config import RobertaConfig
-from ..nn import Embeddings, LMHead, Pooler, TransformerStack
+from ..nn import Embeddings, LMHead, Pooler, TransformerStack, backbone_args
+from ..nn.losses import shifted_lm_loss, token_cross_entropy
 from .. import outputs as O
 from .base import PreTrainedModel
-from .bert import BertModel, BertPreTrainedModel, _ce, _padding_is_scored
+from .bert import BertModel, BertPreTrainedModel
 
 __all__ = ["RobertaPreTrainedModel", "RobertaModel", "RobertaForCausalLM", "RobertaForMaskedLM"]
 
@@ -78,15 +79,10 @@ class RobertaForCausalLM(_RobertaLM):
                 past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, *, skip_padding=None):
         if labels is not None:
-            use_cache = False
-        if skip_padding is None and _padding_is_scored(labels, attention_mask, shift=1):
-            skip_padding = False
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
-                           output_attentions, output_hidden_states, return_dict=True, skip_padding=skip_padding)
+            use_cache = False  # a training step never reads the cache
+        out = self.roberta(**backbone_args(locals(), labels, shift=1), return_dict=True)
         logits = self.lm_head(out.last_hidden_state)
-        # Token t+1 is predicted from positions <= t.
-        loss = _ce(logits[:, :-1], labels[:, 1:], ignore_index=-100) if labels is not None else None
+        loss = shifted_lm_loss(logits, labels) if labels is not None else None
         return self._finish(O.CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
             attentions=out.attentions, cross_attentions=out.cross_attentions), return_dict)
@@ -96,11 +92,8 @@ class RobertaForMaskedLM(_RobertaLM):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None):
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           encoder_hidden_states, encoder_attention_mask, output_attentions=output_attentions,
-                           output_hidden_states=output_hidden_states, return_dict=True,
-                           skip_padding=False if _padding_is_scored(labels, attention_mask) else None)
+        out = self.roberta(**backbone_args(locals(), labels), return_dict=True)
         logits = self.lm_head(out.last_hidden_state)
-        loss = _ce(logits, labels) if labels is not None else None
+        loss = token_cross_entropy(logits, labels) if labels is not None else None
         return self._finish(O.MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                              attentions=out.attentions), return_dict)

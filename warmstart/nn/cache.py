@@ -77,13 +77,16 @@ class KVCache:
                     store[i] = t.index_select(0, beam_idx.to(t.device))
         return self
 
-    reorder = reorder_cache
-
     def crop(self, length: int) -> None:
+        """Forget self-attention positions from ``length`` on (transformers' DynamicCache.crop); buffers are kept."""
         self._len = [min(n, length) for n in self._len]
 
     def reset(self) -> None:
+        """Empty the cache for a new sequence, keeping its buffers (and dropping the cross-attention K/V, which
+        belong to the previous encoder output)."""
         self._len = [0] * len(self._len)
+        self.cross_k = [None] * len(self._len)
+        self.cross_v = [None] * len(self._len)
 
     def __len__(self) -> int:
         return len(self._len)

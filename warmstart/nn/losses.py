@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["cross_entropy", "check_label_range"]
+__all__ = ["cross_entropy", "check_label_range", "token_cross_entropy", "shifted_lm_loss", "padding_is_scored"]
 
 _CHUNK_ELEMENTS = 1 << 19  # rows per chunk * V: 2 MiB of float32 temporaries, about one core's L2
 
@@ -39,6 +39,28 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int 
         check_label_range(labels, logits.shape[1], ignore_index)
     valid = labels != ignore_index
     return _CrossEntropy.apply(logits, labels.masked_fill(~valid, 0), valid)
+
+
+def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """``cross_entropy`` over any leading shape: (..., V) logits against (...) labels."""
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index)
+
+
+def shifted_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Causal LM loss of (B, T, V) logits against (B, T) labels given unshifted, as transformers' LM heads take them:
+    position t is scored against label t+1, so the last logits and the first label are not used."""
+    return token_cross_entropy(logits[:, :-1], labels[:, 1:])
+
+
+def padding_is_scored(labels: torch.Tensor | None, mask: torch.Tensor | None, shift: int = 0) -> bool:
+    """True when a loss reads logits at positions ``mask`` hides (their labels are not -100), so a backbone must
+    compute those positions instead of skipping them as padding. ``shift`` = 1 for ``shifted_lm_loss``, where the
+    logits at position t meet label t+1."""
+    if labels is None or mask is None or labels.shape != mask.shape:
+        return False
+    if shift:
+        labels, mask = labels[:, shift:], mask[:, :-shift]
+    return bool((labels[mask == 0] != -100).any())
 
 
 def _chunks(rows: int, vocab: int):

@@ -2,6 +2,8 @@
 
 ``run_backbone`` is the one place that validates inputs, builds masks, manages the cache and decides whether padding
 can be dropped; BERT, BertGeneration, RoBERTa and GPT-2 differ only in the embeddings/stack options they build.
+It runs in three named steps (check the inputs, build the layers' shared inputs, run the stack); ``backbone_args``
+is how every model's forward hands its arguments on to it.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from torch.utils.checkpoint import checkpoint
 from .block import Block, LayerInputs
 from .cache import KVCache
 from .embeddings import Embeddings, check_ids
+from .losses import padding_is_scored
 from .packing import Packing
 
-__all__ = ["TransformerStack", "BackboneOutput", "run_backbone", "additive_mask"]
+__all__ = ["TransformerStack", "BackboneOutput", "run_backbone", "backbone_args", "BACKBONE_ARGS", "additive_mask"]
 
 
 class TransformerStack(nn.Module):
@@ -81,6 +84,45 @@ def _head_mask(head_mask: torch.Tensor | None, num_layers: int, dtype: torch.dty
     return head_mask[:, None, :, None, None].to(dtype)  # (L, 1, H, 1, 1)
 
 
+# The arguments a model's forward hands on unchanged: from a head to its backbone model, and from there to
+# run_backbone (v4 names; ``skip_padding`` is warmstart's).
+BACKBONE_ARGS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
+                 "encoder_hidden_states", "encoder_attention_mask", "past_key_values", "use_cache",
+                 "output_attentions", "output_hidden_states", "skip_padding")
+
+
+def backbone_args(args: dict, labels: torch.Tensor | None = None, shift: int = 0) -> dict:
+    """The backbone's arguments among a forward's ``locals()``, to be passed on by name.
+
+    The public forwards keep transformers' explicit signatures (callers pass arguments by position); this spares
+    each of them re-spelling the dozen it shares with its backbone. With ``labels``, a loss that reads the
+    positions ``attention_mask`` hides makes the backbone compute them (``shift`` as in ``padding_is_scored``).
+    """
+    out = {k: args[k] for k in BACKBONE_ARGS if k in args}
+    if labels is not None and padding_is_scored(labels, out.get("attention_mask"), shift):
+        out["skip_padding"] = False
+    return out
+
+
+@dataclass(slots=True)  # built every forward, decode steps included: keep it cheap
+class _Checked:
+    """One forward pass's inputs once validated and resolved against the config: what the later steps read."""
+
+    batch: int
+    length: int
+    device: torch.device
+    dtype: torch.dtype
+    is_decoder: bool
+    use_cache: bool
+    output_attentions: bool
+    output_hidden_states: bool
+    cache: KVCache | None  # the cache being continued (legacy tuples converted), None when there is none
+    past: int  # positions already cached
+    return_legacy: bool  # the caller passed tuples, so tuples go back
+    token_type_ids: torch.Tensor | None  # None where the model has no segments
+    attention_mask: torch.Tensor | None  # None where nothing is masked
+
+
 def run_backbone(
     embeddings: Embeddings,
     stack: TransformerStack,
@@ -102,25 +144,34 @@ def run_backbone(
     skip_padding: bool = True,
     is_decoder: bool | None = None,  # None: config.is_decoder; GPT-2 passes True (it is always causal)
 ) -> BackboneOutput:
-    output_attentions = config.output_attentions if output_attentions is None else output_attentions
-    output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+    """Embeddings, the layers and an optional final norm, in three steps: check the inputs, build what every
+    layer shares (masks, cache, packing), run."""
+    run = _check_inputs(embeddings, stack, config, input_ids, inputs_embeds, past_key_values, use_cache,
+                        output_attentions, output_hidden_states, is_decoder)
+    _check_ids_and_masks(run, embeddings, token_type_ids, position_ids, attention_mask)
+    _check_encoder(stack, run.batch, encoder_hidden_states, encoder_attention_mask)
+    inp = _layer_inputs(run, stack, encoder_hidden_states, encoder_attention_mask, head_mask, skip_padding)
+    x = embeddings(input_ids, run.token_type_ids, position_ids, inputs_embeds, past_length=run.past)
+    return _run_stack(x, run, inp, stack, head_mask, final_norm)
 
-    # ---- inputs --------------------------------------------------------------------------------------------
+
+# ---- step 1: check the inputs --------------------------------------------------------------------------------
+def _check_inputs(embeddings, stack, config, input_ids, inputs_embeds, past_key_values, use_cache,
+                  output_attentions, output_hidden_states, is_decoder) -> _Checked:
+    """The token inputs' shape, the output flags and the cache being continued."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     if input_ids is not None:
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be 2-D (batch, sequence), got shape {tuple(input_ids.shape)}")
         check_ids("input_ids", input_ids, embeddings.word_embeddings.num_embeddings, "vocab_size")
-        batch, length = input_ids.shape
-        device = input_ids.device
+        (batch, length), device = input_ids.shape, input_ids.device
+        dtype = embeddings.word_embeddings.weight.dtype
     else:
         if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != embeddings.word_embeddings.embedding_dim:
             raise ValueError(f"inputs_embeds must be (batch, sequence, {embeddings.word_embeddings.embedding_dim}), "
                              f"got shape {tuple(inputs_embeds.shape)}")
-        batch, length = inputs_embeds.shape[:2]
-        device = inputs_embeds.device
-    dtype = embeddings.word_embeddings.weight.dtype if inputs_embeds is None else inputs_embeds.dtype
+        (batch, length), device, dtype = inputs_embeds.shape[:2], inputs_embeds.device, inputs_embeds.dtype
 
     is_decoder = config.is_decoder if is_decoder is None else is_decoder
     use_cache = (config.use_cache if use_cache is None else use_cache) and is_decoder
@@ -132,10 +183,18 @@ def run_backbone(
         use_cache = False
     return_legacy = isinstance(past_key_values, (tuple, list))
     cache = KVCache.from_legacy_cache(past_key_values) if return_legacy else past_key_values
-    if cache is None and use_cache:
-        cache = KVCache(len(stack.layer))
-    past = cache.get_seq_length() if cache is not None else 0
+    return _Checked(
+        batch=batch, length=length, device=device, dtype=dtype, is_decoder=is_decoder, use_cache=use_cache,
+        output_attentions=config.output_attentions if output_attentions is None else output_attentions,
+        output_hidden_states=config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+        cache=cache, past=cache.get_seq_length() if cache is not None else 0, return_legacy=return_legacy,
+        token_type_ids=None, attention_mask=None,
+    )
 
+
+def _check_ids_and_masks(run: _Checked, embeddings: Embeddings, token_type_ids, position_ids, attention_mask):
+    """Segment and position ids against their tables, the attention mask against the sequence (and cache)."""
+    batch, length, past = run.batch, run.length, run.past
     for name, t in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
         if t is not None and tuple(t.shape) != (batch, length) and not (t.dim() == 2 and t.shape[0] == 1
                                                                         and t.shape[1] == length):
@@ -149,6 +208,7 @@ def run_backbone(
         else:
             check_ids("token_type_ids", token_type_ids, n_types,
                       "type_vocab_size" if embeddings.token_type_embeddings is not None else "vocab_size")
+    run.token_type_ids = token_type_ids
     max_pos = embeddings.max_positions
     if position_ids is not None:
         check_ids("position_ids", position_ids, max_pos, "max_position_embeddings")
@@ -166,62 +226,75 @@ def run_backbone(
         if tuple(attention_mask.shape) != (batch, past + length):
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids "
                              f"{(batch, length)}" + (f" plus {past} cached positions" if past else ""))
-        if bool(attention_mask.all()):
-            attention_mask = None  # nothing masked: let SDPA take its fastest path
+        if not bool(attention_mask.all()):  # else nothing is masked: let SDPA take its fastest path
+            run.attention_mask = attention_mask
 
-    # ---- masks ---------------------------------------------------------------------------------------------
-    inp = LayerInputs(cache=cache, need_weights=output_attentions)
+
+def _check_encoder(stack: TransformerStack, batch: int, encoder_hidden_states, encoder_attention_mask) -> None:
+    if encoder_hidden_states is None:
+        return
+    if stack.layer and stack.layer[0].cross_attn is None:
+        raise ValueError("encoder_hidden_states were passed but this model has no cross-attention; build it "
+                         "with is_decoder=True, add_cross_attention=True")
+    kv_in = stack.layer[0].cross_attn.kv.in_features if stack.layer else encoder_hidden_states.shape[-1]
+    if (encoder_hidden_states.dim() != 3 or encoder_hidden_states.shape[0] != batch
+            or encoder_hidden_states.shape[-1] != kv_in):
+        raise ValueError(f"encoder_hidden_states must be (batch={batch}, source_length, {kv_in}), "
+                         f"got shape {tuple(encoder_hidden_states.shape)}")
+    if encoder_attention_mask is not None and (tuple(encoder_attention_mask.shape)
+                                               != tuple(encoder_hidden_states.shape[:2])):
+        raise ValueError(f"encoder_attention_mask shape {tuple(encoder_attention_mask.shape)} does not match "
+                         f"encoder_hidden_states {tuple(encoder_hidden_states.shape[:2])}")
+
+
+# ---- step 2: build what every layer shares --------------------------------------------------------------------
+def _layer_inputs(run: _Checked, stack: TransformerStack, encoder_hidden_states, encoder_attention_mask,
+                  head_mask, skip_padding: bool) -> LayerInputs:
+    if run.cache is None and run.use_cache:
+        run.cache = KVCache(len(stack.layer))
+    inp = LayerInputs(cache=run.cache, need_weights=run.output_attentions)
+    mask = run.attention_mask
     # Drop padding when nothing observes the padded positions: no attentions or per-layer states returned, no
     # cache kept, no head mask, and right padding (so position 0, read by the pooler, is real in every row).
     # Each packed row then holds only real tokens: no padding mask, causality within the row.
-    if (skip_padding and attention_mask is not None and cache is None and not output_attentions
-            and not output_hidden_states and head_mask is None and Packing.applies_to(attention_mask)):
-        inp.packing = Packing(attention_mask)
-        inp.causal = is_decoder
-    elif attention_mask is not None:
-        mask = additive_mask(attention_mask, dtype)
-        if is_decoder:
-            q_pos = torch.arange(past, past + length, device=device).view(-1, 1)
-            future = torch.arange(past + length, device=device).view(1, -1) > q_pos  # (T, S)
-            mask = mask.masked_fill(future, torch.finfo(dtype).min)  # (B, 1, T, S)
-        inp.mask = mask
+    if (skip_padding and mask is not None and run.cache is None and not run.output_attentions
+            and not run.output_hidden_states and head_mask is None and Packing.applies_to(mask)):
+        inp.packing = Packing(mask)
+        inp.causal = run.is_decoder
+    elif mask is not None:
+        additive = additive_mask(mask, run.dtype)
+        if run.is_decoder:
+            q_pos = torch.arange(run.past, run.past + run.length, device=run.device).view(-1, 1)
+            future = torch.arange(run.past + run.length, device=run.device).view(1, -1) > q_pos  # (T, S)
+            additive = additive.masked_fill(future, torch.finfo(run.dtype).min)  # (B, 1, T, S)
+        inp.mask = additive
     else:
-        inp.causal = is_decoder
+        inp.causal = run.is_decoder
     if encoder_hidden_states is not None:
-        if stack.layer and stack.layer[0].cross_attn is None:
-            raise ValueError("encoder_hidden_states were passed but this model has no cross-attention; build it "
-                             "with is_decoder=True, add_cross_attention=True")
-        kv_in = stack.layer[0].cross_attn.kv.in_features if stack.layer else encoder_hidden_states.shape[-1]
-        if (encoder_hidden_states.dim() != 3 or encoder_hidden_states.shape[0] != batch
-                or encoder_hidden_states.shape[-1] != kv_in):
-            raise ValueError(f"encoder_hidden_states must be (batch={batch}, source_length, {kv_in}), "
-                             f"got shape {tuple(encoder_hidden_states.shape)}")
         inp.encoder_states = encoder_hidden_states
-        if encoder_attention_mask is not None:
-            if tuple(encoder_attention_mask.shape) != tuple(encoder_hidden_states.shape[:2]):
-                raise ValueError(f"encoder_attention_mask shape {tuple(encoder_attention_mask.shape)} does not match "
-                                 f"encoder_hidden_states {tuple(encoder_hidden_states.shape[:2])}")
-            if not bool(encoder_attention_mask.all()):
-                inp.encoder_mask = additive_mask(encoder_attention_mask, dtype)
+        if encoder_attention_mask is not None and not bool(encoder_attention_mask.all()):
+            inp.encoder_mask = additive_mask(encoder_attention_mask, run.dtype)
+    return inp
 
-    # ---- run -----------------------------------------------------------------------------------------------
-    x = embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length=past)
+
+# ---- step 3: run the stack -----------------------------------------------------------------------------------
+def _run_stack(x, run: _Checked, inp: LayerInputs, stack: TransformerStack, head_mask, final_norm) -> BackboneOutput:
     if inp.packing is not None:
         x = inp.packing.pack(x)
     x, hidden, attentions, cross = stack(
-        x, inp, _head_mask(head_mask, len(stack.layer), x.dtype), output_hidden_states, output_attentions
+        x, inp, _head_mask(head_mask, len(stack.layer), x.dtype), run.output_hidden_states, run.output_attentions
     )
     if final_norm is not None:
         x = final_norm(x)
     if inp.packing is not None:
         x = inp.packing.unpack(x)
-    if output_hidden_states:
+    if run.output_hidden_states:
         hidden.append(x)
-    out_cache = (cache.to_legacy_cache() if return_legacy else cache) if use_cache else None
+    cache = (run.cache.to_legacy_cache() if run.return_legacy else run.cache) if run.use_cache else None
     return BackboneOutput(
         last_hidden_state=x,
-        hidden_states=tuple(hidden) if output_hidden_states else None,
-        attentions=tuple(attentions) if output_attentions else None,
-        cross_attentions=tuple(cross) if output_attentions and cross else None,
-        past_key_values=out_cache,
+        hidden_states=tuple(hidden) if run.output_hidden_states else None,
+        attentions=tuple(attentions) if run.output_attentions else None,
+        cross_attentions=tuple(cross) if run.output_attentions and cross else None,
+        past_key_values=cache,
     )
