@@ -150,7 +150,7 @@ def test_padded_labels_that_are_scored_match_transformers(tmp_path):
     b = ours(input_ids=ids, attention_mask=mask, labels=labels)
     assert_close(a.loss, b.loss, "loss with scored padding")
     assert_close(a.logits, b.logits, "logits")
-    assert ours.decoder.bert.skip_padding  # restored afterwards
+    assert ours.decoder.bert.skip_padding  # the model setting is untouched: the forward passes skip_padding=False itself
 
 
 def test_prefixed_kwargs_embeddings_and_encoder_outputs_forms(tmp_path):
