@@ -1,9 +1,17 @@
-"""``generate()``: resolve the settings, check them all, prepare the inputs, run one search, shape the output.
+"""``generate()`` in five named steps: resolve settings -> prepare prompt -> plan -> search -> shape output.
 
-Settings resolve as in transformers: explicit keyword arguments > the ``generation_config`` argument (or the
-model's own ``model.generation_config``, which follows ``model.config`` as in v4 unless it was loaded from
-generation_config.json or edited) > defaults. Everything that can be checked without running the model is checked
-first, so a bad setting fails in milliseconds with a ValueError naming it, never after the encoder ran.
+1. **settings** (``_resolve_settings``): explicit keyword arguments > the ``generation_config`` argument (or the
+   model's own ``model.generation_config``, which follows ``model.config`` as in v4 unless it was loaded from
+   generation_config.json or edited) > defaults, as in transformers, validated on the spot;
+2. **prompt** (prompt.py): the caller's tensors checked and turned into what the decoder is prefilled with;
+3. **plan** (``_plan``): the length limits, the processors and stopping criteria (build.py) and what to record;
+4. **search** (``_search``): the encoder once, the prefill, then greedy / sampling / beam / diverse beam search
+   over the step protocol (step.py);
+5. **output** (``_shape_output``): a tensor, or transformers' output class.
+
+What the steps need to know about the model comes from its ``ModelContract`` (contract.py), read once. Steps 1-3
+run nothing, so a bad setting or input fails in milliseconds with a ValueError naming it, never after the encoder
+ran.
 
 Deliberate differences from transformers 5.23, each for correctness:
 - beam outputs shorter than the longest are filled with ``pad_token_id`` (transformers fills with the EOS id when
@@ -16,10 +24,9 @@ Deliberate differences from transformers 5.23, each for correctness:
 from __future__ import annotations
 
 import copy
-import inspect
-import logging
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,17 +34,16 @@ import torch
 from . import outputs as O
 from .build import build_processors, build_stopping
 from ..config.generation import UNSUPPORTED, GenerationConfig
-from ..families import is_causal
-from ..outputs import as_encoder_output
+from ..nn.cache import KVCache
+from .contract import ModelContract
 from .fast_linear import packed_linears
 from .group_beam import group_beam_search
-from .search import Run, beam_search, greedy_or_sample
-from .step import Decoder, find_lm_head
+from .prompt import Prompt, decoder_only_prompt, seq2seq_prompt, take_inputs
+from .search import Run, SearchResult, beam_search, greedy_or_sample
+from .step import Decoder
 from .stopping import MaxLengthCriteria
 
 __all__ = ["generate"]
-
-log = logging.getLogger("warmstart")
 
 
 def generate(model, inputs: torch.Tensor | None = None, generation_config: GenerationConfig | None = None,
@@ -46,176 +52,47 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
              **kwargs: Any):
     start_time = time.time()
     tokenizer = kwargs.pop("tokenizer", None)
-    for name, value in (("assistant_model", assistant_model), ("negative_prompt_ids", negative_prompt_ids),
-                        ("negative_prompt_attention_mask", negative_prompt_attention_mask),
-                        ("custom_generate", kwargs.pop("custom_generate", None))):
+    _refuse_unsupported(assistant_model=assistant_model, negative_prompt_ids=negative_prompt_ids,
+                        negative_prompt_attention_mask=negative_prompt_attention_mask,
+                        custom_generate=kwargs.pop("custom_generate", None), synced_gpus=synced_gpus)
+    if generation_config is not None and not isinstance(generation_config, GenerationConfig):
+        raise TypeError(f"generation_config must be a GenerationConfig, got {type(generation_config).__name__}")
+    contract = ModelContract.of(model)  # fails first for a model that cannot generate at all
+
+    settings = _resolve_settings(model, generation_config, kwargs)
+    prompt = _prepare_prompt(contract, settings, inputs)
+    plan = _plan(contract, settings, prompt, logits_processor=logits_processor, stopping_criteria=stopping_criteria,
+                 prefix_allowed_tokens_fn=prefix_allowed_tokens_fn, tokenizer=tokenizer, streamer=streamer,
+                 start_time=start_time)
+    result, encoder_outputs, cache = _search(contract, settings.config, prompt, plan, streamer)
+    return _shape_output(result, settings.config, contract.seq2seq, encoder_outputs, cache)
+
+
+# ---- 1. settings -------------------------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    config: GenerationConfig  # this call's own copy, validated; _plan writes the resolved lengths into it
+    eos_ids: list[int] | None  # eos_token_id as a list
+    model_kwargs: dict[str, Any]  # the keyword arguments that are not settings: model inputs, checked in step 2
+
+
+def _refuse_unsupported(*, synced_gpus, **strategies) -> None:
+    for name, value in strategies.items():
         if value is not None:
             raise ValueError(f"generate() does not support {name} (assisted / guided / custom decoding); supported: "
                              "greedy, sampling, beam search, beam sampling, diverse beam search")
     if synced_gpus:
         raise ValueError("synced_gpus=True is not supported: generate() runs on one device")
 
-    # ---- 1. settings ---------------------------------------------------------------------------------------------
-    if generation_config is not None and not isinstance(generation_config, GenerationConfig):
-        raise TypeError(f"generation_config must be a GenerationConfig, got {type(generation_config).__name__}")
-    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
-    lm = model.get_decoder() if seq2seq else model
-    find_lm_head(lm)
-    if not seq2seq and not is_causal(lm.config):
-        raise ValueError(f"{type(model).__name__} was built with is_decoder=False, so every position sees the whole "
-                         "sequence and left-to-right generation is meaningless; load it with is_decoder=True")
+
+def _resolve_settings(model, generation_config: GenerationConfig | None, kwargs: dict[str, Any]) -> Settings:
     config = copy.deepcopy(generation_config if generation_config is not None else model.generation_config)
     model_kwargs = config.update(**kwargs)  # validates every setting
     for name, off in UNSUPPORTED.items():
         if getattr(config, name, None) not in off:
             raise ValueError(f"generation setting {name}={getattr(config, name)!r} is not supported by warmstart "
                              f"(contrastive / constrained / guided decoding); leave it at {off[0]!r}")
-
-    # ---- 2. inputs -------------------------------------------------------------------------------------------
-    if inputs is not None and model_kwargs.get("input_ids") is not None:
-        raise ValueError("pass the prompt either as `inputs` or as input_ids=..., not both")
-    input_ids = inputs if inputs is not None else model_kwargs.pop("input_ids", None)
-    model_kwargs.pop("input_ids", None)
-    attention_mask = model_kwargs.pop("attention_mask", None)
-    model_kwargs.pop("use_cache", None)  # the cache is always used
-    encoder_outputs = model_kwargs.pop("encoder_outputs", None) if seq2seq else None
-    inputs_embeds = model_kwargs.pop("inputs_embeds", None)
-    if inputs_embeds is not None and not seq2seq:
-        raise ValueError("decoder-only generate() takes input_ids, not inputs_embeds")
-    if input_ids is not None:
-        _check_ids_tensor("input_ids", input_ids)
-    # Inputs may live on another device than the model (e.g. CPU tensors for a GPU model): move them once.
-    device = model.device
-    input_ids, attention_mask, inputs_embeds = (t.to(device) if isinstance(t, torch.Tensor) else t
-                                                for t in (input_ids, attention_mask, inputs_embeds))
-    model_kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in model_kwargs.items()}
-    eos_ids = _id_list(config.eos_token_id)
-    pad = config.pad_token_id
-    vocab = lm.get_output_embeddings().out_features
-    for name, ids in (("eos_token_id", eos_ids or []), ("pad_token_id", [] if pad is None else [pad]),
-                      ("decoder_start_token_id", [] if config.decoder_start_token_id is None
-                       else [config.decoder_start_token_id]),
-                      ("forced_bos_token_id", [] if config.forced_bos_token_id is None
-                       else [config.forced_bos_token_id]),
-                      ("forced_eos_token_id", _id_list(config.forced_eos_token_id) or [])):
-        bad = [i for i in ids if i >= vocab]
-        if bad:
-            raise ValueError(f"{name}={bad[0]} is outside the decoder's vocabulary (size {vocab})")
-
-    if seq2seq:
-        batch, decoder_ids, decoder_mask, encoder_kwargs, encoder_outputs = _seq2seq_inputs(
-            model, config, input_ids, inputs_embeds, encoder_outputs, model_kwargs)
-        prompt = decoder_ids
-        token_types = position_ids = None
-        prompt_mask = decoder_mask
-    else:
-        if input_ids is None:
-            if config.bos_token_id is None:
-                raise ValueError("no input_ids and no bos_token_id to start from: pass a prompt or set bos_token_id")
-            input_ids = torch.full((1, 1), config.bos_token_id, dtype=torch.long, device=model.device)
-        batch, prompt = input_ids.shape[0], input_ids
-        token_types = model_kwargs.pop("token_type_ids", None)
-        unknown = sorted(model_kwargs)
-        if unknown:
-            raise ValueError(f"generate() got arguments that are neither generation settings nor inputs of "
-                             f"{type(model).__name__}: {unknown}")
-        prompt_mask = attention_mask
-        if prompt_mask is not None and tuple(prompt_mask.shape) != tuple(prompt.shape):
-            raise ValueError(f"attention_mask shape {tuple(prompt_mask.shape)} does not match input_ids "
-                             f"{tuple(prompt.shape)}")
-        if prompt_mask is None and pad is not None and batch > 1 and (eos_ids is None or pad not in eos_ids) \
-                and bool((prompt == pad).any()):
-            prompt_mask = (prompt != pad).long()  # transformers infers the mask from pad tokens the same way
-        if prompt_mask is not None and bool(prompt_mask[:, -1].eq(0).any()):
-            warnings.warn("a decoder-only model is generating after right padding: pad on the left "
-                          "(tokenizer.padding_side = 'left') so every row ends with a real token", UserWarning)
-        position_ids = _positions(lm, prompt_mask)
-
-    # ---- 3. lengths and the remaining checks ------------------------------------------------------------------
-    prompt_len = prompt.shape[1]
-    max_length = _max_length(config, lm, prompt_len, stopping_criteria, "decoder prompt" if seq2seq else "prompt")
-    needs_eos = [n for n in ("min_new_tokens", "min_length", "exponential_decay_length_penalty")
-                 if getattr(config, n) and not eos_ids]
-    if needs_eos:
-        raise ValueError(f"{needs_eos[0]} is set but eos_token_id is not: it works by holding back the EOS token; set "
-                         "eos_token_id (e.g. tokenizer.sep_token_id for BERT)")
-    config.max_length = max_length
-    if config.min_new_tokens is not None:
-        config.min_length = config.min_new_tokens + prompt_len
-    if config.min_length > max_length:
-        warnings.warn(f"min_length ({config.min_length}) exceeds max_length ({max_length}); generation stops at "
-                      "max_length", UserWarning)
-    groups = config.num_beam_groups
-    nb, nrs = config.num_beams, config.num_return_sequences
-    rows = batch * max(nb, nrs if config.do_sample else 1)
-    pad_finished = bool(eos_ids) or config.stop_strings is not None
-    if pad is None and eos_ids:
-        pad = eos_ids[0]  # transformers' fallback: finished rows are filled with the (first) EOS id
-    if pad is None and pad_finished and rows > 1:
-        raise ValueError("pad_token_id is not set, but rows of this batch can stop at different times (stop_strings) "
-                         "and must then be padded; set pad_token_id")
-    if streamer is not None and (batch > 1 or (nb == 1 and rows > 1)):
-        raise ValueError(f"streaming follows a single sequence, but this call makes {rows // max(nb, 1)} (batch "
-                         f"{batch}, num_return_sequences {nrs}); stream with batch size 1 and one returned sequence")
-
-    expand = max(nb, nrs if config.do_sample else 1)
-    ignore = None
-    if config.repetition_penalty != 1.0 and prompt_mask is not None and not bool(prompt_mask.all()):
-        ignore = (prompt_mask != 0).int().argmax(dim=1).repeat_interleave(expand, 0)
-    processors = build_processors(
-        config, prompt_length=prompt_len, encoder_input_ids=input_ids,
-        eos_ids=eos_ids, prompt_ignore_length=ignore, rows_per_input=nb, custom=logits_processor,
-        prefix_allowed_tokens_fn=prefix_allowed_tokens_fn)
-    stopping = build_stopping(config, eos_ids=eos_ids, tokenizer=tokenizer, custom=stopping_criteria,
-                              start_time=start_time)
-
-    # ---- 4. run ----------------------------------------------------------------------------------------------
-    want = {"scores": config.return_dict_in_generate and config.output_scores,
-            "logits": config.return_dict_in_generate and bool(config.output_logits),
-            "attentions": config.return_dict_in_generate and config.output_attentions,
-            "hidden_states": config.return_dict_in_generate and config.output_hidden_states}
-    dec = Decoder(model, max_length=max_length, output_attentions=want["attentions"],
-                  output_hidden_states=want["hidden_states"])
-    with torch.inference_mode(), packed_linears(model, dec.lm, rows):
-        enc_out = None
-        if seq2seq:
-            enc_out = dec.encode(input_ids, attention_mask, encoder_outputs,
-                                 **({"inputs_embeds": inputs_embeds} if inputs_embeds is not None else {}),
-                                 **encoder_kwargs)
-        if streamer is not None:
-            streamer.put(prompt.cpu())
-        first = dec.prefill(prompt, prompt_mask, position_ids, token_types)
-        run = Run(decoder=dec, first_logits=first, input_ids=prompt, processors=processors, stopping=stopping,
-                  max_length=max_length, do_sample=config.do_sample, num_beams=nb, num_return_sequences=nrs,
-                  length_penalty=float(config.length_penalty), early_stopping=config.early_stopping, pad_token_id=pad,
-                  eos=torch.tensor(eos_ids, device=prompt.device) if eos_ids else None, pad_finished=pad_finished,
-                  streamer=streamer, want=want)
-        if groups > 1:
-            result = group_beam_search(run, groups)
-        elif nb > 1:
-            result = beam_search(run)
-        else:
-            result = greedy_or_sample(run)
-        if streamer is not None:
-            if nb > 1 and hasattr(streamer, "finish_beams"):
-                streamer.finish_beams(result.sequences[0, prompt_len:].cpu())
-            elif nb > 1:
-                streamer.put(result.sequences[0, prompt_len:].cpu())
-            streamer.end()
-    return _output(result, config, seq2seq, nb > 1, enc_out, dec)
-
-
-# ---- helpers -----------------------------------------------------------------------------------------------------
-def _check_ids_tensor(name: str, t: Any) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor of token ids, got {type(t).__name__}")
-    if t.dim() != 2:
-        raise ValueError(f"{name} must be 2-D (batch, sequence), got shape {tuple(t.shape)}"
-                         + ("; add a batch dimension with .unsqueeze(0)" if t.dim() == 1 else ""))
-    if t.dtype.is_floating_point or t.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {t.dtype}")
-    if t.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
+    return Settings(config=config, eos_ids=_id_list(config.eos_token_id), model_kwargs=model_kwargs)
 
 
 def _id_list(ids) -> list[int] | None:
@@ -226,62 +103,93 @@ def _id_list(ids) -> list[int] | None:
     return [ids] if isinstance(ids, int) else [int(i) for i in ids]
 
 
-def _seq2seq_inputs(model, config, input_ids, inputs_embeds, encoder_outputs, model_kwargs):
-    if input_ids is not None and inputs_embeds is not None:
-        raise ValueError("pass either input_ids or inputs_embeds to generate(), not both")
-    if encoder_outputs is not None:
-        batch = encoder_outputs[0].shape[0] if isinstance(encoder_outputs, (tuple, list)) else \
-            encoder_outputs.last_hidden_state.shape[0]
-        encoder_outputs = as_encoder_output(encoder_outputs)
-    elif input_ids is not None:
-        batch = input_ids.shape[0]
-    elif inputs_embeds is not None:
-        batch = inputs_embeds.shape[0]
-    else:
-        raise ValueError("an encoder-decoder needs encoder input: pass input_ids (or inputs_embeds / encoder_outputs)")
-    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
-    if start is None:
-        raise ValueError("decoder_start_token_id is not set, so the decoder has no first token: set "
-                         "model.config.decoder_start_token_id (e.g. tokenizer.cls_token_id for BERT) or pass "
-                         "decoder_start_token_id=... to generate()")
-    device = model.device
-    first = torch.full((batch, 1), start, dtype=torch.long, device=device)
-    decoder_ids = model_kwargs.pop("decoder_input_ids", None)
-    decoder_mask = model_kwargs.pop("decoder_attention_mask", None)
-    if decoder_ids is None:
-        decoder_ids = first
-    else:
-        _check_ids_tensor("decoder_input_ids", decoder_ids)
-        if bool((decoder_ids[:, 0] != start).all()):
-            decoder_ids = torch.cat([first.to(decoder_ids.device), decoder_ids], dim=1)
-            if decoder_mask is not None:
-                decoder_mask = torch.cat([decoder_mask.new_ones(batch, 1), decoder_mask], dim=1)
-    encoder = model.get_encoder()
-    accepted = set(inspect.signature(encoder.forward).parameters)
-    decoder_extra = sorted(k for k in model_kwargs if k.startswith("decoder_"))
-    unknown = sorted(k for k in model_kwargs if k not in accepted and not k.startswith("decoder_"))
-    if decoder_extra or unknown:
-        raise ValueError(f"generate() got arguments that are neither generation settings nor inputs of "
-                         f"{type(model).__name__}: {decoder_extra + unknown}")
-    encoder_kwargs = dict(model_kwargs)
-    model_kwargs.clear()
-    return batch, decoder_ids, decoder_mask, encoder_kwargs, encoder_outputs
+def _check_token_ids(settings: Settings, vocab: int) -> None:
+    """Every token id a setting names must exist in the decoder's vocabulary."""
+    c = settings.config
+    for name, ids in (("eos_token_id", settings.eos_ids or []),
+                      ("pad_token_id", [] if c.pad_token_id is None else [c.pad_token_id]),
+                      ("decoder_start_token_id", [] if c.decoder_start_token_id is None
+                       else [c.decoder_start_token_id]),
+                      ("forced_bos_token_id", [] if c.forced_bos_token_id is None else [c.forced_bos_token_id]),
+                      ("forced_eos_token_id", _id_list(c.forced_eos_token_id) or [])):
+        bad = [i for i in ids if i >= vocab]
+        if bad:
+            raise ValueError(f"{name}={bad[0]} is outside the decoder's vocabulary (size {vocab})")
 
 
-def _positions(lm, mask: torch.Tensor | None) -> torch.Tensor | None:
-    """Explicit positions for left-padded prompts: each row counts from its first real token."""
-    if mask is None or bool(mask.all()):
-        return None
-    emb = lm.base_model.embeddings
-    first = emb.first_free_position()
-    pos = mask.long().cumsum(-1) - 1 + first
-    fill = emb.padding_idx if getattr(emb, "position_offset_from_padding", False) else 0
-    return pos.masked_fill(mask == 0, fill)
+# ---- 2. prompt ---------------------------------------------------------------------------------------------------
+def _prepare_prompt(contract: ModelContract, settings: Settings, inputs: torch.Tensor | None) -> Prompt:
+    given = take_inputs(contract, inputs, settings.model_kwargs)
+    # The id settings are checked only now, after the tensors, so that a malformed prompt is the error reported first
+    # (the order users and tests rely on); like every check here, still before anything runs.
+    _check_token_ids(settings, contract.vocab_size)
+    if contract.seq2seq:
+        return seq2seq_prompt(contract, settings.config, given)
+    return decoder_only_prompt(contract, settings.config, given, settings.eos_ids)
 
 
-def _max_length(config, lm, prompt_len: int, custom_criteria, what: str) -> int:
-    emb = lm.base_model.embeddings
-    usable = emb.max_positions - emb.first_free_position()  # positions the decoder can be fed
+# ---- 3. plan -----------------------------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    max_length: int
+    eos_ids: list[int] | None
+    pad_token_id: int | None  # what finished rows are filled with (the first EOS id when no pad id is set)
+    pad_finished: bool  # rows can finish at different times
+    rows: int  # rows of every decode step: inputs x beams (or x samples)
+    processors: Any  # LogitsProcessorList
+    stopping: Any  # StoppingCriteriaList without the length limit
+    want: dict[str, bool]  # what return_dict_in_generate records: scores / logits / attentions / hidden_states
+
+
+def _plan(contract: ModelContract, settings: Settings, prompt: Prompt, *, logits_processor, stopping_criteria,
+          prefix_allowed_tokens_fn, tokenizer, streamer, start_time: float) -> Plan:
+    config, eos_ids = settings.config, settings.eos_ids
+    prompt_len = prompt.ids.shape[1]
+    max_length = _max_length(config, contract, prompt_len, stopping_criteria,
+                             "decoder prompt" if contract.seq2seq else "prompt")
+    needs_eos = [n for n in ("min_new_tokens", "min_length", "exponential_decay_length_penalty")
+                 if getattr(config, n) and not eos_ids]
+    if needs_eos:
+        raise ValueError(f"{needs_eos[0]} is set but eos_token_id is not: it works by holding back the EOS token; set "
+                         "eos_token_id (e.g. tokenizer.sep_token_id for BERT)")
+    config.max_length = max_length  # the processors (forced EOS, min length) read the resolved lengths
+    if config.min_new_tokens is not None:
+        config.min_length = config.min_new_tokens + prompt_len
+    if config.min_length > max_length:
+        warnings.warn(f"min_length ({config.min_length}) exceeds max_length ({max_length}); generation stops at "
+                      "max_length", UserWarning)
+    batch, nb, nrs = prompt.batch, config.num_beams, config.num_return_sequences
+    copies = max(nb, nrs if config.do_sample else 1)  # decode rows per input
+    rows = batch * copies
+    pad_finished = bool(eos_ids) or config.stop_strings is not None
+    pad = config.pad_token_id
+    if pad is None and eos_ids:
+        pad = eos_ids[0]  # transformers' fallback: finished rows are filled with the (first) EOS id
+    if pad is None and pad_finished and rows > 1:
+        raise ValueError("pad_token_id is not set, but rows of this batch can stop at different times (stop_strings) "
+                         "and must then be padded; set pad_token_id")
+    if streamer is not None and (batch > 1 or (nb == 1 and rows > 1)):
+        raise ValueError(f"streaming follows a single sequence, but this call makes {rows // max(nb, 1)} (batch "
+                         f"{batch}, num_return_sequences {nrs}); stream with batch size 1 and one returned sequence")
+
+    ignore = None  # repetition penalty: left padding is not part of the prompt
+    if config.repetition_penalty != 1.0 and prompt.mask is not None and not bool(prompt.mask.all()):
+        ignore = (prompt.mask != 0).int().argmax(dim=1).repeat_interleave(copies, 0)
+    processors = build_processors(
+        config, prompt_length=prompt_len, encoder_input_ids=prompt.source_ids,
+        eos_ids=eos_ids, prompt_ignore_length=ignore, rows_per_input=nb, custom=logits_processor,
+        prefix_allowed_tokens_fn=prefix_allowed_tokens_fn)
+    stopping = build_stopping(config, eos_ids=eos_ids, tokenizer=tokenizer, custom=stopping_criteria,
+                              start_time=start_time)
+    record = config.return_dict_in_generate
+    want = {"scores": record and config.output_scores, "logits": record and bool(config.output_logits),
+            "attentions": record and config.output_attentions, "hidden_states": record and config.output_hidden_states}
+    return Plan(max_length=max_length, eos_ids=eos_ids, pad_token_id=pad, pad_finished=pad_finished, rows=rows,
+                processors=processors, stopping=stopping, want=want)
+
+
+def _max_length(config, contract: ModelContract, prompt_len: int, custom_criteria, what: str) -> int:
+    usable, table = contract.usable_positions, contract.max_positions  # positions the decoder can be fed
     custom = next((c.max_length for c in (custom_criteria or []) if isinstance(c, MaxLengthCriteria)), None)
     if custom is not None:  # a MaxLengthCriteria passed by the caller replaces the built one (transformers' rule)
         max_length, how = custom, f"MaxLengthCriteria({custom})"
@@ -291,19 +199,57 @@ def _max_length(config, lm, prompt_len: int, custom_criteria, what: str) -> int:
         max_length, how = config.max_length, f"max_length={config.max_length}"
     else:
         # Nobody chose a length: 20 new tokens (transformers' default), capped by the position table.
-        max_length = min(config.max_length + prompt_len, emb.max_positions, usable + 1)
+        max_length = min(config.max_length + prompt_len, table, usable + 1)
         how = "the default of 20 new tokens"
     if prompt_len >= max_length:
         raise ValueError(f"the {what} already has {prompt_len} tokens but "
                          f"{how} allows at most {max_length}: raise max_length or set max_new_tokens")
     if max_length - 1 > usable:
         raise ValueError(f"{how} with a {prompt_len}-token prompt needs {max_length - 1} decoder positions, but the "
-                         f"decoder has {usable} (max_position_embeddings = {emb.max_positions}); lower max_length / "
+                         f"decoder has {usable} (max_position_embeddings = {table}); lower max_length / "
                          "max_new_tokens or truncate the prompt")
     return max_length
 
 
-def _output(result, config, seq2seq: bool, beams: bool, enc_out, dec: Decoder):
+# ---- 4. search ---------------------------------------------------------------------------------------------------
+def _search(contract: ModelContract, config, prompt: Prompt, plan: Plan, streamer
+            ) -> tuple[SearchResult, Any, KVCache]:
+    """Encode once, prefill, run the chosen search; return its result, the encoder outputs and the cache."""
+    nb, groups = config.num_beams, config.num_beam_groups
+    dec = Decoder(contract, max_length=plan.max_length, output_attentions=plan.want["attentions"],
+                  output_hidden_states=plan.want["hidden_states"])
+    with torch.inference_mode(), packed_linears(contract.model, contract.lm, plan.rows):
+        encoder_outputs = None
+        if contract.seq2seq:
+            encoder_outputs = dec.encode(prompt.source_ids, prompt.encoder_mask, prompt.encoder_outputs,
+                                         **prompt.encoder_args)
+        if streamer is not None:
+            streamer.put(prompt.ids.cpu())
+        first = dec.prefill(prompt.ids, prompt.mask, prompt.positions, prompt.token_types)
+        run = Run(decoder=dec, first_logits=first, input_ids=prompt.ids, processors=plan.processors,
+                  stopping=plan.stopping, max_length=plan.max_length, do_sample=config.do_sample, num_beams=nb,
+                  num_return_sequences=config.num_return_sequences, length_penalty=float(config.length_penalty),
+                  early_stopping=config.early_stopping, pad_token_id=plan.pad_token_id,
+                  eos=torch.tensor(plan.eos_ids, device=prompt.ids.device) if plan.eos_ids else None,
+                  pad_finished=plan.pad_finished, streamer=streamer, want=plan.want)
+        if groups > 1:
+            result = group_beam_search(run, groups)
+        elif nb > 1:
+            result = beam_search(run)
+        else:
+            result = greedy_or_sample(run)
+        if streamer is not None:
+            prompt_len = prompt.ids.shape[1]
+            if nb > 1 and hasattr(streamer, "finish_beams"):
+                streamer.finish_beams(result.sequences[0, prompt_len:].cpu())
+            elif nb > 1:
+                streamer.put(result.sequences[0, prompt_len:].cpu())
+            streamer.end()
+    return result, encoder_outputs, dec.cache
+
+
+# ---- 5. output ---------------------------------------------------------------------------------------------------
+def _shape_output(result: SearchResult, config, seq2seq: bool, enc_out, cache: KVCache):
     # Tensors made under inference_mode cannot be edited in place later; hand the caller ordinary tensors.
     sequences = result.sequences.clone()
     if not config.return_dict_in_generate:
@@ -316,6 +262,7 @@ def _output(result, config, seq2seq: bool, beams: bool, enc_out, dec: Decoder):
             return tuple(plain(v) for v in x)
         return x
 
+    beams = config.num_beams > 1
     extra = {"scores": plain(result.scores), "logits": plain(result.logits)}
     if beams:
         extra["beam_indices"] = plain(result.beam_indices)
@@ -327,7 +274,7 @@ def _output(result, config, seq2seq: bool, beams: bool, enc_out, dec: Decoder):
         cls = O.GenerateBeamEncoderDecoderOutput if beams else O.GenerateEncoderDecoderOutput
         return cls(sequences=sequences, encoder_attentions=plain(enc_att), encoder_hidden_states=plain(enc_hid),
                    decoder_attentions=plain(result.attentions), cross_attentions=plain(result.cross_attentions),
-                   decoder_hidden_states=plain(result.hidden_states), past_key_values=dec.cache, **extra)
+                   decoder_hidden_states=plain(result.hidden_states), past_key_values=cache, **extra)
     cls = O.GenerateBeamDecoderOnlyOutput if beams else O.GenerateDecoderOnlyOutput
     return cls(sequences=sequences, attentions=plain(result.attentions), hidden_states=plain(result.hidden_states),
-               past_key_values=dec.cache, **extra)
+               past_key_values=cache, **extra)

@@ -2,7 +2,8 @@
 
 ``Decoder`` runs a causal LM of the shared stack — standalone (BertLMHeadModel, BertGenerationDecoder,
 RobertaForCausalLM, GPT2LMHeadModel) or as the decoder of an EncoderDecoderModel — one position at a time and
-returns next-token logits (rows, vocab) in float32. The searches never touch the model.
+returns next-token logits (rows, vocab) in float32. It learns what it needs of the model from its contract
+(contract.py); the searches never touch the model.
 
 What keeps a step lean (the gpt-fast recipe, within the shared modules):
 - the encoder runs once, and the encoder-to-decoder projection too; cross-attention keys/values are computed on
@@ -18,34 +19,19 @@ What keeps a step lean (the gpt-fast recipe, within the shared modules):
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ..nn.cache import KVCache
+from .contract import ModelContract
 
-__all__ = ["Decoder", "find_lm_head"]
-
-
-def find_lm_head(lm: nn.Module) -> nn.Module:
-    """The child module mapping the backbone's hidden states to vocabulary logits (``cls``, ``lm_head``)."""
-    out = lm.get_output_embeddings()
-    base = lm.base_model
-    if out is not None and base is not lm:
-        for _, child in lm.named_children():
-            if child is not base and (child is out or any(m is out for m in child.modules())):
-                return child
-    raise ValueError(f"{type(lm).__name__} has no language-model head (get_output_embeddings() is "
-                     f"{type(out).__name__}); generate() needs a causal LM such as BertLMHeadModel")
+__all__ = ["Decoder"]
 
 
 class Decoder:
-    def __init__(self, model: nn.Module, *, max_length: int, output_attentions: bool = False,
+    def __init__(self, contract: ModelContract, *, max_length: int, output_attentions: bool = False,
                  output_hidden_states: bool = False):
-        self.seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
-        self.model = model
-        self.lm = model.get_decoder() if self.seq2seq else model
-        self.base, self.head = self.lm.base_model, find_lm_head(self.lm)
+        self.contract = contract
+        self.base, self.head = contract.backbone, contract.head
         self.max_length = max_length
-        self.cache = KVCache(max_length=max_length)
+        self.cache = contract.new_cache(max_length)
         self.flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
         self.length = 0  # positions held by the cache
         self.rows = 0
@@ -59,12 +45,8 @@ class Decoder:
     # ---- encoder-decoder -------------------------------------------------------------------------------------
     def encode(self, input_ids, attention_mask, encoder_outputs=None, **encoder_kwargs):
         """Run the encoder once (unless ``encoder_outputs`` is given); keep what cross-attention needs."""
-        if encoder_outputs is None:
-            encoder_outputs = self.model.get_encoder()(
-                input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **self.flags, **encoder_kwargs)
-        states = encoder_outputs.last_hidden_state  # (B, S, C_enc)
-        proj = getattr(self.model, "enc_to_dec_proj", None)
-        self.enc_states = proj(states) if proj is not None else states
+        encoder_outputs, self.enc_states = self.contract.encode(input_ids, attention_mask, encoder_outputs,
+                                                                flags=self.flags, **encoder_kwargs)
         self.enc_mask = attention_mask if attention_mask is not None and not bool(attention_mask.all()) else None
         return encoder_outputs
 
@@ -127,12 +109,7 @@ class Decoder:
         """Repeat every row ``times`` times (row i becomes rows i*times ... i*times+times-1)."""
         if times == 1:
             return
-        grown = KVCache(max_length=self.max_length)
-        for i, layer in enumerate(self.cache.to_legacy_cache()):
-            grown.update(i, layer[0].repeat_interleave(times, 0), layer[1].repeat_interleave(times, 0))
-            if len(layer) == 4:
-                grown.set_cross(i, layer[2].repeat_interleave(times, 0), layer[3].repeat_interleave(times, 0))
-        self.cache = grown
+        self.cache = self.cache.repeat_rows(times)
         self.rows *= times
         for name in ("mask", "next_position", "token_types", "enc_mask"):
             value = getattr(self, name)

@@ -77,6 +77,20 @@ class KVCache:
                     store[i] = t.index_select(0, beam_idx.to(t.device))
         return self
 
+    def repeat_rows(self, times: int) -> "KVCache":
+        """A cache in which row i becomes rows i*times ... i*times+times-1: a prompt encoded once per input starts
+        its beams or samples from copies. A new object (the grown buffers are new anyway); ``self`` when times=1."""
+        if times == 1:
+            return self
+        grown = KVCache(max_length=self.max_length)
+        for i, layer in enumerate(self.to_legacy_cache()):
+            if layer:
+                grown.update(i, layer[0].repeat_interleave(times, 0), layer[1].repeat_interleave(times, 0))
+            if self.has_cross(i):
+                grown.set_cross(i, self.cross_k[i].repeat_interleave(times, 0),
+                                self.cross_v[i].repeat_interleave(times, 0))
+        return grown
+
     def crop(self, length: int) -> None:
         """Forget self-attention positions from ``length`` on (transformers' DynamicCache.crop); buffers are kept."""
         self._len = [min(n, length) for n in self._len]
@@ -95,6 +109,9 @@ class KVCache:
     def to_legacy_cache(self) -> tuple[tuple[torch.Tensor, ...], ...]:
         layers = []
         for i, n in enumerate(self._len):
+            if self._k[i] is None:  # nothing written for this layer yet (only its cross-attention K/V, or nothing)
+                layers.append(())
+                continue
             entry: tuple[torch.Tensor, ...] = (self._k[i][:, :, :n], self._v[i][:, :, :n])
             if self.cross_k[i] is not None:
                 entry += (self.cross_k[i], self.cross_v[i])
