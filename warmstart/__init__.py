@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 
-from .families import FAMILIES
-
 __version__ = "0.1.0"
 
 # Names that no family record declares.
@@ -34,6 +32,8 @@ _EXPORTS = {
 
 def _family_names() -> dict[str, str]:
     """Every config, model and tokenizer class the family records name -> its module."""
+    from .families import FAMILIES
+
     out: dict[str, str] = {}
     for record in FAMILIES.values():
         paths = [record.config, *record.classes.get("pt", {}).values()]
@@ -45,12 +45,20 @@ def _family_names() -> dict[str, str]:
     return out
 
 
-_WHERE = {**_family_names(), **{name: module for module, names in _EXPORTS.items() for name in names}}
-__all__ = sorted(_WHERE)
+_WHERE: dict[str, str] = {}  # name -> module, filled on first use (the records are read then, not at import)
+
+
+def _where() -> dict[str, str]:
+    if not _WHERE:
+        _WHERE.update(_family_names())
+        _WHERE.update({name: module for module, names in _EXPORTS.items() for name in names})
+    return _WHERE
 
 
 def __getattr__(name: str):
-    module = _WHERE.get(name)
+    if name == "__all__":
+        return sorted(_where())
+    module = _where().get(name)
     if module is None:
         raise AttributeError(f"module 'warmstart' has no attribute {name!r}")
     try:
@@ -62,4 +70,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return __all__
+    return sorted(_where())

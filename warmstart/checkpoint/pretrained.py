@@ -19,7 +19,6 @@ import torch
 from ..config.base import CONFIG_NAME, PretrainedConfig, read_json
 from ..config.generation import GENERATION_CONFIG_NAME, GenerationConfig
 from ..storage.atomic import atomic_save
-from ..storage.hub import resolve
 from ..storage.options import LoadOptions
 from .io import load_state_dict, save_state_dict
 from .keymaps import KEYMAPS, normalize_legacy_names
@@ -72,6 +71,9 @@ class LoadRequest:
                    state_dict=kwargs.pop("state_dict", None))
 
     def folder(self, path_or_repo_id) -> Path:
+        # Imported on use: huggingface_hub takes ~0.5 s to import, which building a model from a config never needs.
+        from ..storage.hub import resolve
+
         return resolve(path_or_repo_id, self.options)
 
     def weights(self, folder: Path) -> dict[str, torch.Tensor]:

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..storage.atomic import atomic_save
 from ..storage.files import CONFIG_NAME
 from ..storage.files import read_json as _read_json
 from ..storage.options import LoadOptions
@@ -208,6 +207,8 @@ class PretrainedConfig(JsonConfig):
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write config.json into ``save_directory``, all or nothing (as every checkpoint save)."""
+        from ..storage.atomic import atomic_save  # imported on use: building a config never needs it
+
         atomic_save(save_directory, lambda tmp: self.to_json_file(Path(tmp) / CONFIG_NAME, use_diff=False))
 
     @classmethod

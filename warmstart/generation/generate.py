@@ -31,10 +31,10 @@ from typing import Any
 
 import torch
 
-from . import outputs as O
-from .build import build_processors, build_stopping
 from ..config.generation import UNSUPPORTED, GenerationConfig
 from ..nn.cache import KVCache
+from . import outputs as O
+from .build import build_processors, build_stopping
 from .contract import ModelContract
 from .fast_linear import packed_linears
 from .group_beam import group_beam_search

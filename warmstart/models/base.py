@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..checkpoint.pretrained import load_pretrained, save_pretrained
 from ..config.base import PretrainedConfig
 from ..families import FAMILIES
 from ..generation.mixin import GenerationMixin
@@ -148,9 +147,15 @@ class PreTrainedModel(nn.Module, GenerationMixin):
     # ---- checkpoints -------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
+        # The checkpoint layer (a lower one) is imported on first use: building a model from a config, the common
+        # case in scripts and tests, then pays nothing for safetensors, the key maps and huggingface_hub.
+        from ..checkpoint.pretrained import load_pretrained
+
         return load_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        from ..checkpoint.pretrained import save_pretrained
+
         save_pretrained(self, save_directory, **kwargs)
 
 
