@@ -61,6 +61,10 @@ class LoadRequest:
     ignore_mismatched_sizes: bool = False
     state_dict: dict[str, torch.Tensor] | None = None
 
+    # Every keyword pop_from takes: loading options, never config fields.
+    KEYWORDS = frozenset({"config", "dtype", "torch_dtype", "output_loading_info", "ignore_mismatched_sizes",
+                          "state_dict", *LoadOptions.names(), *LoadOptions.IGNORED})
+
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> "LoadRequest":
         dtype, torch_dtype = kwargs.pop("dtype", None), kwargs.pop("torch_dtype", None)

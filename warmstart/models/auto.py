@@ -37,7 +37,7 @@ class _AutoModel:
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
         config = kwargs.pop("config", None)
         if config is None:
-            options = {k: kwargs[k] for k in LoadOptions.names() if k in kwargs}
+            options = LoadOptions.peek(kwargs)
             config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **options)
         return cls._class_for(config).from_pretrained(pretrained_model_name_or_path, *model_args, config=config,
                                                       **kwargs)

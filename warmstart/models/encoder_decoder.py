@@ -27,6 +27,7 @@ from torch import nn
 
 from .. import outputs as O
 from ..checkpoint.composite import load_composite, save_composite
+from ..checkpoint.pretrained import LoadRequest
 from ..config.auto import AutoConfig
 from ..config.encoder_decoder import EncoderDecoderConfig
 from ..nn import Attention, KVCache
@@ -39,10 +40,6 @@ from .base import PreTrainedModel
 __all__ = ["EncoderDecoderModel", "EncoderDecoderConfig", "shift_tokens_right"]
 
 log = logging.getLogger("warmstart")
-
-# from_pretrained options that are not config fields (they go to the loader, not into the config).
-_LOADING_OPTIONS = {"dtype", "torch_dtype", "output_loading_info", "ignore_mismatched_sizes", "state_dict",
-                    *LoadOptions.names(), *LoadOptions.IGNORED}
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None
@@ -358,9 +355,9 @@ class EncoderDecoderModel(PreTrainedModel):
 
 def _side_config(path: str | os.PathLike, side_kwargs: dict[str, Any]):
     """Load one side's config and move the keyword arguments that are its fields into it."""
-    options = {k: side_kwargs[k] for k in LoadOptions.names() if k in side_kwargs}
+    options = LoadOptions.peek(side_kwargs)
     config = AutoConfig.from_pretrained(path, **options)
-    for key in [k for k in side_kwargs if k not in _LOADING_OPTIONS and hasattr(config, k)]:
+    for key in [k for k in side_kwargs if k not in LoadRequest.KEYWORDS and hasattr(config, k)]:
         setattr(config, key, side_kwargs.pop(key))
     config.validate()
     return config

@@ -47,6 +47,11 @@ class LoadOptions:
         return cls(**values)
 
     @classmethod
+    def peek(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The loading options among ``kwargs``, left in place (they travel on to a later from_pretrained)."""
+        return {name: kwargs[name] for name in cls.names() if name in kwargs}
+
+    @classmethod
     def of(cls, options: "LoadOptions | dict[str, Any] | None") -> "LoadOptions":
         if isinstance(options, LoadOptions):
             return options

@@ -67,7 +67,7 @@ class AutoTokenizer:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *inputs, use_fast: bool = True, **kwargs):
         path = os.fspath(pretrained_model_name_or_path)
-        folder = resolve_folder(path, LoadOptions.of({k: kwargs[k] for k in LoadOptions.names() if k in kwargs}))
+        folder = resolve_folder(path, LoadOptions.of(LoadOptions.peek(kwargs)))
         resolve = files_in(folder)
         name = kwargs.pop("tokenizer_type", None)
         name = name if name is None else MODEL_TYPE_TO_TOKENIZER.get(name, name)
