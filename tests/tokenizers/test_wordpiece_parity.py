@@ -204,8 +204,13 @@ def test_added_tokens_parity(minilm_dir, corpus):
     for tok in (ours_s, ours_f, their_s, their_f):
         assert tok.add_tokens(["newword", "[NEW]"]) == 2
         assert tok.add_special_tokens({"additional_special_tokens": ["<ent>"]}) == 1
-    text = "a newword b [NEW] <ent> c" + corpus[3]
+    # Lower-case occurrences only: with "[NEW]" in the text v5's legacy class no longer finds the added
+    # token (stored as "[new]"), where v4 lower-cases the text first and does (as we do; pinned below and
+    # in test_v4_behaviours.py).
+    text = "a newword b [new] <ent> c" + corpus[3]
     assert ours_s(text)["input_ids"] == their_s(text)["input_ids"]
+    assert ours_s("a newword b [NEW] <ent> c NewWord")["input_ids"] == [101, 1037, 30522, 1038, 30523, 30524, 1039,
+                                                                       30522, 102]  # transformers 4.46.3  # fmt: skip
     assert ours_f(text)["input_ids"] == their_f(text)["input_ids"]
     assert len(ours_s) == len(their_s) == len(ours_f) == len(their_f)
     ids = ours_f(text)["input_ids"]

@@ -42,7 +42,7 @@ _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 # repos ship both, and we would read only one).
 MODEL_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")
 _BIN_FILES = ("*.bin", "*.bin.index.json")
-TOKENIZER_FILES = ("*.json", "*.txt", "*.model")
+TOKENIZER_FILES = ("*.json", "*.txt", "*.model", "*.jinja", "additional_chat_templates/*.jinja")
 CONFIG_FILES = ("*.json",)  # config.json / generation_config.json: a config load never fetches weights
 
 

@@ -5,7 +5,9 @@ padding=..., truncation=..., max_length=..., stride=..., return_tensors=..., ...
 or batches of either, `text_target` (-> ``labels``), `pad()`, `encode`, `decode` / `batch_decode`,
 special-token attributes (`base_special`), `add_tokens` / `add_special_tokens`, padding
 (`base_pad`), and `from_pretrained` / `save_pretrained` in transformers' file layout (`base_io`).
-Results are `BatchEncoding`s (`base_encoding`).
+Results are `BatchEncoding`s (`base_encoding`). Both families also get v4's ids-level helpers
+(`prepare_for_model`, `truncate_sequences`, `prepare_seq2seq_batch`, the too-long warning: `base_ids`)
+and chat templates (`apply_chat_template`: `chat`); fast ones `train_new_from_iterator` (`train_new`).
 
 Contract for a pure-Python tokenizer: subclass `PreTrainedTokenizer` (`base_slow`)
 --------------------------------------------------------------------------------------

@@ -9,13 +9,13 @@ items, and hands both to `_encode_items`, which the slow and the fast base imple
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from tokenizers import AddedToken
 
 from .base_encoding import (
     LARGE_INTEGER,
+    EncodeOptions,
     VERY_LARGE_INTEGER,
     BatchEncoding,
     PaddingStrategy,
@@ -26,31 +26,11 @@ from .base_encoding import (
 from .base_encoding import (
     describe as _describe,
 )
+from .base_ids import IdsMixin
 from .base_io import PretrainedIOMixin
 from .base_pad import PaddingMixin
 from .base_special import SPECIAL_TOKENS_ATTRIBUTES, SpecialTokensMixin, check_token
-
-
-@dataclass(frozen=True, slots=True)
-class EncodeOptions:
-    """Everything a call decided, resolved once (strategies parsed, defaults filled in)."""
-
-    add_special_tokens: bool = True
-    padding: PaddingStrategy = PaddingStrategy.DO_NOT_PAD
-    truncation: TruncationStrategy = TruncationStrategy.DO_NOT_TRUNCATE
-    max_length: int | None = None
-    stride: int = 0
-    is_split_into_words: bool = False
-    pad_to_multiple_of: int | None = None
-    padding_side: str = "right"
-    return_tensors: TensorType | None = None
-    return_token_type_ids: bool = True
-    return_attention_mask: bool = True
-    return_overflowing_tokens: bool = False
-    return_special_tokens_mask: bool = False
-    return_offsets_mapping: bool = False
-    return_length: bool = False
-    split_special_tokens: bool = False
+from .chat import ChatTemplateMixin
 
 
 def _check_side(name: str, value: str) -> str:
@@ -69,7 +49,7 @@ def _is_text(x) -> bool:
     return isinstance(x, str) or (isinstance(x, (list, tuple)) and (not x or isinstance(x[0], (str, int))))
 
 
-class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, PretrainedIOMixin):
+class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, IdsMixin, ChatTemplateMixin, PretrainedIOMixin):
     vocab_files_names: dict[str, str] = {}
     model_input_names: list[str] = ["input_ids", "token_type_ids", "attention_mask"]
     padding_side: str = "right"
@@ -77,6 +57,7 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, PretrainedIOMixi
     is_fast: bool = False
 
     def __init__(self, **kwargs):
+        _check_no_method_names(type(self), kwargs)
         # Everything the tokenizer was built from, so save_pretrained can write it back.
         self.init_kwargs = {k: v for k, v in kwargs.items() if k not in ("name_or_path",)}
         self.name_or_path = kwargs.pop("name_or_path", "")
@@ -88,6 +69,8 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, PretrainedIOMixi
         self.model_input_names = list(kwargs.pop("model_input_names", type(self).model_input_names))
         self.clean_up_tokenization_spaces = kwargs.pop("clean_up_tokenization_spaces", False)
         self.split_special_tokens = kwargs.pop("split_special_tokens", False)
+        self.chat_template = _read_chat_template(kwargs.pop("chat_template", None))
+        self.deprecation_warnings: dict[str, bool] = {}  # v4's name: warnings already given by this tokenizer
         # Whatever is left is configuration this class does not use (e.g. keys written by other
         # tokenizer versions); it is kept in init_kwargs and written back on save, never an error.
         self.unused_kwargs = kwargs
@@ -245,12 +228,14 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, PretrainedIOMixi
         encodings = None
         if text is not None:
             encodings = self._encode_input(text, text_pair, opts, kwargs)
+            self._warn_if_encoding_too_long(encodings, opts.max_length, verbose)
         if text_target is None:
             return encodings
         if max_target_length is not None:
             _check_count("max_target_length", max_target_length, 0)
             opts = opts.__class__(**{**_asdict(opts), "max_length": max_target_length})
         targets = self._encode_input(text_target, text_pair_target, opts, kwargs)
+        self._warn_if_encoding_too_long(targets, opts.max_length, verbose)
         if encodings is None:
             return targets
         encodings["labels"] = targets["input_ids"]
@@ -339,6 +324,7 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, PretrainedIOMixi
                 else:
                     kept = list(self._additional_special_tokens)
                 self._additional_special_tokens = kept + [v for v in values if str(v) not in {str(k) for k in kept}]
+                self._additional_unset = False
                 self.special_tokens_version += 1
                 to_add.extend(values)
             elif key in SPECIAL_TOKENS_ATTRIBUTES:
@@ -456,6 +442,33 @@ _CLEANUPS = (
     (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"),
     (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
 )  # fmt: skip
+
+
+def _check_no_method_names(cls: type, kwargs: dict) -> None:
+    """v4 refuses an init keyword named like one of the tokenizer's methods (``tokenize=...``, ``pad=...``):
+    stored as an attribute it would shadow the method on the instance."""
+    for key in kwargs:
+        if callable(getattr(cls, key, None)) and not isinstance(getattr(cls, key, None), type):
+            raise AttributeError(f"{key} conflicts with the method {key} in {cls.__name__}: a tokenizer keyword "
+                                 f"argument cannot be named like a method (got {key}={kwargs[key]!r})")
+
+
+def _read_chat_template(value):
+    """A chat template as given or stored: a Jinja string, a {name: template} dict, or v4's saved form, a
+    list of {"name": ..., "template": ...} records (read back into the dict)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        templates = dict(value)
+    elif isinstance(value, (list, tuple)) and all(isinstance(t, Mapping) and {"name", "template"} <= set(t) for t in value):
+        templates = {t["name"]: t["template"] for t in value}
+    else:
+        raise TypeError(f"chat_template must be a str, a dict of named templates, or a list of "
+                        f"{{'name', 'template'}} records; got {_describe(value)}")  # fmt: skip
+    bad = {k: v for k, v in templates.items() if not isinstance(k, str) or not isinstance(v, str)}
+    if bad:
+        raise TypeError(f"chat templates must map names (str) to Jinja templates (str); got {bad!r}")
+    return templates
 
 
 def _asdict(opts: EncodeOptions) -> dict[str, Any]:

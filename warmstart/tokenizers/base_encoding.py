@@ -1,4 +1,4 @@
-"""BatchEncoding and the strategy enums shared by every tokenizer.
+"""BatchEncoding, the strategy enums and the resolved call options shared by every tokenizer.
 
 `BatchEncoding` is what `tokenizer(...)` returns: a dict (``enc["input_ids"]``) that also answers
 attribute access (``enc.input_ids``), converts itself to torch / numpy, moves to a device, and, when a
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections import UserDict
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -58,6 +59,28 @@ class CharSpan(NamedTuple):
 class TokenSpan(NamedTuple):
     start: int
     end: int
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeOptions:
+    """Everything a call decided, resolved once (strategies parsed, defaults filled in)."""
+
+    add_special_tokens: bool = True
+    padding: PaddingStrategy = PaddingStrategy.DO_NOT_PAD
+    truncation: TruncationStrategy = TruncationStrategy.DO_NOT_TRUNCATE
+    max_length: int | None = None
+    stride: int = 0
+    is_split_into_words: bool = False
+    pad_to_multiple_of: int | None = None
+    padding_side: str = "right"
+    return_tensors: TensorType | None = None
+    return_token_type_ids: bool = True
+    return_attention_mask: bool = True
+    return_overflowing_tokens: bool = False
+    return_special_tokens_mask: bool = False
+    return_offsets_mapping: bool = False
+    return_length: bool = False
+    split_special_tokens: bool = False
 
 
 def _is_ragged(value) -> bool:

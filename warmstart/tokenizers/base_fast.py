@@ -121,6 +121,15 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     def _decode(self, ids: list[int], skip_special_tokens: bool) -> str:
         return self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
 
+    def train_new_from_iterator(self, text_iterator, vocab_size: int, length: int | None = None,
+                                new_special_tokens=None, special_tokens_map=None, **kwargs):  # fmt: skip
+        """A tokenizer of this class and pipeline trained on a new corpus (see `train_new`)."""
+        from .train_new import train_new_from_iterator
+
+        return train_new_from_iterator(self, text_iterator, vocab_size, length=length,
+                                       new_special_tokens=new_special_tokens, special_tokens_map=special_tokens_map,
+                                       **kwargs)  # fmt: skip
+
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """The backend model's own vocabulary files (vocab.txt for WordPiece, vocab.json + merges.txt for BPE)."""
         return tuple(self._tokenizer.model.save(save_directory, filename_prefix))

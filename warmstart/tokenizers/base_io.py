@@ -23,6 +23,9 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 ADDED_TOKENS_FILE = "added_tokens.json"
 FAST_TOKENIZER_FILE = "tokenizer.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # v5's file; v4.46 reads and writes tokenizer_config.json's key
+CHAT_TEMPLATE_JSON_FILE = "chat_template.json"
+ADDITIONAL_CHAT_TEMPLATES_DIR = "additional_chat_templates"
 
 # Keys transformers v5 writes into tokenizer_config.json that describe one call's settings or the
 # loading machinery, not the tokenizer; reading them back as constructor arguments would be wrong.
@@ -145,6 +148,9 @@ class PretrainedIOMixin:
                 added[int(index)] = AddedToken(content, special=is_special, normalized=not is_special)
         if added:
             init_kwargs["added_tokens_decoder"] = added
+        chat_template = _read_chat_templates(resolve, config)
+        if chat_template is not None:
+            init_kwargs["chat_template"] = chat_template
 
         init_kwargs.update({k: v for k, v in files.items() if v is not None})
         init_kwargs["name_or_path"] = path
@@ -175,6 +181,11 @@ class PretrainedIOMixin:
         # Like transformers, name the slow class: both versions map it to the right loader.
         name = type(self).__name__
         config["tokenizer_class"] = name[:-4] if name.endswith("Fast") else name
+        template = getattr(self, "chat_template", None)
+        if isinstance(template, dict):  # v4.46's layout for named templates: a list of records
+            config["chat_template"] = [{"name": k, "template": v} for k, v in template.items()]
+        elif template is not None:  # v4.46 writes the template into tokenizer_config.json
+            config["chat_template"] = template
         config = {k: _jsonable(v) for k, v in config.items() if _is_jsonable(_jsonable(v))}
 
         written = []
@@ -193,6 +204,34 @@ class PretrainedIOMixin:
     def _save_extra_files(self, save_directory: str, prefix: str) -> tuple[str, ...]:
         """Slow: added_tokens.json; fast: tokenizer.json. Overridden by the two bases."""
         return ()
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _read_chat_templates(resolve, config: dict):
+    """The chat template(s) of a tokenizer folder, from any layout transformers writes: v4 puts it in
+    tokenizer_config.json ("chat_template": a string, or a list of {"name", "template"} records); v5
+    writes chat_template.jinja (plus additional_chat_templates/<name>.jinja for named ones); processors
+    write chat_template.json ({"chat_template": ...}). The .jinja files win, as in v5."""
+    template = config.get("chat_template")
+    jinja_file = resolve(CHAT_TEMPLATE_FILE)
+    if jinja_file is not None:
+        template = _read_text(jinja_file)
+    elif template is None and (json_file := resolve(CHAT_TEMPLATE_JSON_FILE)) is not None:
+        template = read_json(json_file).get("chat_template")
+    anchor = resolve(TOKENIZER_CONFIG_FILE) or jinja_file
+    extra_dir = os.path.join(os.path.dirname(anchor), ADDITIONAL_CHAT_TEMPLATES_DIR) if anchor else None
+    if extra_dir and os.path.isdir(extra_dir):
+        named = {name[: -len(".jinja")]: _read_text(os.path.join(extra_dir, name))
+                 for name in sorted(os.listdir(extra_dir)) if name.endswith(".jinja")}  # fmt: skip
+        if named:
+            if isinstance(template, str):
+                named = {"default": template, **named}
+            template = named
+    return template
 
 
 def _is_jsonable(value) -> bool:

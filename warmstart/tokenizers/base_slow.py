@@ -14,7 +14,7 @@ import re
 from tokenizers import AddedToken
 
 from .base_core import EncodeOptions, PreTrainedTokenizerBase, _describe
-from .base_encoding import BatchEncoding, TruncationStrategy
+from .base_encoding import BatchEncoding
 from .base_io import ADDED_TOKENS_FILE
 
 
@@ -105,7 +105,7 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
                                    rstrip=token.rstrip, normalized=token.normalized, special=True)  # fmt: skip
             if token.content == "":
                 continue
-            if not token.special and token.normalized and getattr(self, "do_lower_case", False):
+            if not token.special and token.normalized and self._lowercases_text():
                 # A normalised token must match lower-cased text, as in transformers.
                 token = AddedToken(token.content.lower(), single_word=token.single_word, lstrip=token.lstrip,
                                    rstrip=token.rstrip, normalized=True, special=False)  # fmt: skip
@@ -117,6 +117,7 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
                 n_new += 1
             if token.special and token.content not in specials:
                 self._additional_special_tokens.append(token)
+                self._additional_unset = False
                 self.special_tokens_version += 1
                 specials.add(token.content)
             self._added_tokens_decoder[index] = token
@@ -157,6 +158,8 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
         rest.pop("is_split_into_words", None)
         if rest:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(rest)}")
+        if self._lowercases_text():
+            text = self._lower_outside_protected(text)
         if self._added_split_re is None or split_special:
             return [(text, False)] if text else []
         pieces: list[list] = []
@@ -181,6 +184,30 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             if tok.single_word and ((left and left[0] and left[0][-1] != " ") or (right and right[0] and right[0][0] != " ")):
                 pieces[i][1] = False  # glued to a word: not a match, tokenized as ordinary text
         return [(p, a) for p, a in pieces if p]
+
+    def _lowercases_text(self) -> bool:
+        """Whether the tokenizer lower-cases text (v4 looks for a true `do_lower_case` attribute)."""
+        return bool(getattr(self, "do_lower_case", False))
+
+    def _lower_outside_protected(self, text: str) -> str:
+        """v4, for a lower-casing tokenizer: lower-case the text before added tokens are matched, except
+        where a special token or a normalised (hence stored lower-case) added token occurs verbatim, so
+        that "AAAAA BBBBBB" finds the added token "aaaaa bbbbbb" while "[CLS]" stays a special token."""
+        key = (self.special_tokens_version, len(self._added_tokens_decoder))
+        if getattr(self, "_protected_key", None) != key:
+            protected = set(self.all_special_tokens)
+            protected.update(t.content for t in self._added_tokens_decoder.values() if not t.special and t.normalized)
+            ordered = sorted((t for t in protected if t), key=len, reverse=True)
+            self._protected_re = re.compile("(" + "|".join(map(re.escape, ordered)) + ")") if ordered else None
+            self._protected_firsts = {t[0] for t in ordered}
+            self._protected_key = key
+        # Most texts hold no protected token at all; a scan for their first characters is far cheaper
+        # than the regex split.
+        if self._protected_re is None or not any(c in text for c in self._protected_firsts):
+            return text.lower()
+        # re.split with one group: even indices are the text between matches, odd ones the matches.
+        parts = self._protected_re.split(text)
+        return "".join(part if i % 2 else part.lower() for i, part in enumerate(parts))
 
     def _text_to_ids(self, text: str, kwargs: dict) -> list[int]:
         """Text -> ids. Model tokenizers may override `_tokenize_to_ids` with a faster fused path."""
@@ -268,95 +295,6 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             batch["attention_mask"] = []
         return BatchEncoding(batch, tensor_type=opts.return_tensors)
 
-    def _prepare_row(self, ids: list[int], pair_ids: list[int] | None, opts: EncodeOptions) -> dict:
-        """Truncate, add special tokens and build the per-token fields of one example (no padding)."""
-        pair = pair_ids is not None
-        overflowing: list[int] = []
-        num_removed = 0
-        if opts.truncation is not TruncationStrategy.DO_NOT_TRUNCATE and opts.max_length is not None:
-            if opts.return_overflowing_tokens and pair and opts.truncation is TruncationStrategy.LONGEST_FIRST:
-                raise ValueError(
-                    "return_overflowing_tokens with a pair needs truncation='only_first' or 'only_second' in a "
-                    "pure-Python tokenizer (truncation='longest_first' cannot say which sequence overflowed)"
-                )
-            if opts.truncation is TruncationStrategy.ONLY_SECOND and not pair:
-                raise ValueError("truncation='only_second' needs a text_pair, but only one sequence was given")
-            n_special = self.num_special_tokens_to_add(pair) if opts.add_special_tokens else 0
-            if opts.max_length < n_special:
-                raise ValueError(
-                    f"max_length={opts.max_length} is shorter than the {n_special} special tokens a "
-                    f"{'pair' if pair else 'single sequence'} needs"
-                )
-            total = len(ids) + (len(pair_ids) if pair else 0) + n_special
-            if total > opts.max_length:
-                num_removed = total - opts.max_length
-                ids, pair_ids, overflowing = self.truncate_sequences(
-                    ids, pair_ids, num_removed, opts.truncation, opts.stride
-                )
-        if opts.add_special_tokens:
-            input_ids = self.build_inputs_with_special_tokens(ids, pair_ids)
-            type_ids = self.create_token_type_ids_from_sequences(ids, pair_ids)
-        else:
-            input_ids = ids + pair_ids if pair else list(ids)
-            type_ids = [0] * len(input_ids)
-        row = {"input_ids": input_ids}
-        if opts.return_token_type_ids:
-            row["token_type_ids"] = type_ids
-        if opts.return_special_tokens_mask:
-            row["special_tokens_mask"] = (
-                self.get_special_tokens_mask(ids, pair_ids) if opts.add_special_tokens else [0] * len(input_ids)
-            )
-        if opts.return_overflowing_tokens and overflowing and opts.return_tensors is None:
-            row["overflowing_tokens"] = overflowing
-            row["num_truncated_tokens"] = num_removed
-        return row
-
-    def prepare_for_model(self, ids: list[int], pair_ids: list[int] | None = None, **kwargs) -> BatchEncoding:
-        """v4 API: turn already-tokenized ids (and pair ids) into model inputs (truncate, add specials, pad)."""
-        return self(ids, pair_ids, **kwargs)
-
-    def truncate_sequences(self, ids: list[int], pair_ids: list[int] | None = None, num_tokens_to_remove: int = 0,
-                           truncation_strategy="longest_first", stride: int = 0):  # fmt: skip
-        """Remove `num_tokens_to_remove` tokens by the strategy; return (ids, pair_ids, overflowing_tokens).
-
-        Raises ValueError when the strategy cannot reach the length (the chosen sequence is too short,
-        or only_second without a pair) or when `stride` is not smaller than what the truncated sequence
-        keeps."""
-        if num_tokens_to_remove <= 0:
-            return ids, pair_ids, []
-        strategy = TruncationStrategy.parse(truncation_strategy, "truncation strategy")
-        right = self.truncation_side == "right"
-        if strategy is TruncationStrategy.ONLY_SECOND and pair_ids is None:
-            raise ValueError("truncation='only_second' needs a text_pair, but only one sequence was given")
-        # 'only_*' on a pair must leave the chosen sequence at least one token (as the tokenizers
-        # backend requires); a single sequence may be emptied when max_length leaves no room.
-        keep_one = pair_ids is not None
-        if strategy is TruncationStrategy.ONLY_FIRST or (strategy is TruncationStrategy.LONGEST_FIRST and pair_ids is None):
-            ids, overflowing = _cut(ids, num_tokens_to_remove, stride, right, "first", strategy, keep_one)
-            return ids, pair_ids, overflowing
-        if strategy is TruncationStrategy.ONLY_SECOND:
-            pair_ids, overflowing = _cut(pair_ids, num_tokens_to_remove, stride, right, "second", strategy, keep_one)
-            return ids, pair_ids, overflowing
-        # longest_first on a pair: trim the longer one down to the shorter, then alternate.
-        if num_tokens_to_remove > len(ids) + len(pair_ids):
-            raise ValueError(
-                f"Cannot remove {num_tokens_to_remove} tokens from a pair of {len(ids)} + {len(pair_ids)} tokens"
-            )
-        first_cut = min(abs(len(pair_ids) - len(ids)), num_tokens_to_remove)
-        rest = num_tokens_to_remove - first_cut
-        if len(ids) > len(pair_ids):
-            n_ids, n_pair = first_cut + rest // 2, rest - rest // 2
-        else:
-            n_ids, n_pair = rest // 2, first_cut + rest - rest // 2
-        for n, seq in ((n_ids, ids), (n_pair, pair_ids)):
-            if n and 0 < stride >= len(seq) - n:
-                raise ValueError(f"stride={stride} must be smaller than the {len(seq) - n} tokens a sequence keeps")
-        if right:
-            ids, pair_ids = ids[: len(ids) - n_ids], pair_ids[: len(pair_ids) - n_pair]
-        else:
-            ids, pair_ids = ids[n_ids:], pair_ids[n_pair:]
-        return ids, pair_ids, []
-
     def _save_extra_files(self, save_directory: str, prefix: str) -> tuple[str, ...]:
         beyond = {t.content: i for i, t in self._added_tokens_decoder.items() if i >= self.vocab_size}
         if not beyond:
@@ -366,21 +304,3 @@ class PreTrainedTokenizer(PreTrainedTokenizerBase):
             f.write(json.dumps(beyond, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return (path,)
 
-
-def _cut(seq: list[int], n: int, stride: int, right: bool, which: str, strategy, keep_one: bool):
-    """Drop n tokens from one end of seq; return (kept, overflow), where the overflow repeats `stride`
-    tokens of context from the kept part."""
-    if n > len(seq) or (keep_one and n == len(seq)):
-        raise ValueError(
-            f"truncation={strategy.value!r} would have to remove {n} tokens from the {which} sequence, which has "
-            f"{len(seq)}; use a larger max_length or another truncation strategy"
-        )
-    kept = len(seq) - n
-    if 0 < kept <= stride:
-        raise ValueError(
-            f"stride={stride} must be smaller than the {kept} tokens the {which} sequence keeps after truncation"
-        )
-    window = min(len(seq), stride + n)
-    if right:
-        return seq[:kept], seq[len(seq) - window :]
-    return seq[n:], seq[:window]

@@ -64,17 +64,38 @@ class SpecialTokensMixin:
         self.special_tokens_version += 1
 
     @property
-    def additional_special_tokens(self) -> list[str]:
+    def additional_special_tokens(self) -> list[str] | None:
+        """The extra special tokens as strings; None after ``additional_special_tokens = None`` (as in v4,
+        which tells "explicitly unset" apart from "none given", [])."""
+        if self.__dict__.get("_additional_unset"):
+            return None
         return [str(t) for t in self._additional_special_tokens]
 
     @additional_special_tokens.setter
     def additional_special_tokens(self, value) -> None:
+        if value is not None and not isinstance(value, (list, tuple)):
+            raise TypeError(f"additional_special_tokens must be a list of tokens or None, got {type(value).__name__}: {value!r}")
         self._additional_special_tokens = [check_token("additional_special_tokens[i]", t) for t in (value or [])]
+        self._additional_unset = value is None
         self.special_tokens_version += 1
 
     @property
-    def additional_special_tokens_ids(self) -> list[int]:
+    def additional_special_tokens_ids(self) -> list[int] | None:
         return self.convert_tokens_to_ids(self.additional_special_tokens)
+
+    @additional_special_tokens_ids.setter
+    def additional_special_tokens_ids(self, values) -> None:
+        """v4: setting the ids sets the tokens they stand for (ids must be in the vocabulary)."""
+        if values is None:
+            self.additional_special_tokens = None
+            return
+        if not isinstance(values, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise TypeError(f"additional_special_tokens_ids must be a list of int ids, got {values!r}")
+        size = len(self)
+        bad = [v for v in values if not 0 <= v < size]
+        if bad:
+            raise ValueError(f"additional_special_tokens_ids {bad} are outside the vocabulary (ids 0..{size - 1})")
+        self.additional_special_tokens = [self.convert_ids_to_tokens(v) for v in values]
 
     # v5 name for the same list
     extra_special_tokens = additional_special_tokens

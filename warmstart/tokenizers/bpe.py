@@ -113,6 +113,20 @@ class _SlowByteLevelBPE(PreTrainedTokenizer):
     def _tokenize_to_ids(self, text: str) -> list[int]:
         return self._bpe.encode_ids(text, self.add_prefix_space)
 
+    def prepare_for_tokenization(self, text: str, is_split_into_words: bool = False, **kwargs):
+        """v4: ``tokenize(text, add_prefix_space=True)`` (or the same keyword to a call) puts a space before
+        the text, so its first word encodes like a word inside a sentence ("Ġhello"). False keeps the
+        tokenizer's own setting (given at construction)."""
+        add_prefix_space = kwargs.pop("add_prefix_space", None)
+        if add_prefix_space is not None and not isinstance(add_prefix_space, bool):
+            raise TypeError(f"add_prefix_space must be a bool, got {type(add_prefix_space).__name__}: {add_prefix_space!r}")
+        if add_prefix_space and self._wants_prefix(text):
+            text = " " + text
+        return text, kwargs
+
+    def _wants_prefix(self, text: str) -> bool:
+        return True  # GPT-2 (v4): always, even before a leading space
+
     def _convert_token_to_id(self, token: str) -> int:
         index = self.encoder.get(token)
         if index is None:
@@ -171,6 +185,9 @@ class RobertaTokenizer(_RobertaLayout, _SlowByteLevelBPE):
                          sep_token=sep_token, cls_token=cls_token, unk_token=unk_token, pad_token=pad_token,
                          mask_token=mask_token, add_prefix_space=add_prefix_space, trim_offsets=trim_offsets,
                          **kwargs)  # fmt: skip
+
+    def _wants_prefix(self, text: str) -> bool:
+        return bool(text) and not text[0].isspace()  # RoBERTa (v4): only before non-space text
 
 
 # --------------------------------------------------------------------------- classes on `tokenizers`

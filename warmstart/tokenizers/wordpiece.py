@@ -286,6 +286,11 @@ class BertTokenizer(_BertLayout, PreTrainedTokenizer):
     def do_lower_case(self) -> bool:
         return self.basic_tokenizer.do_lower_case
 
+    def _lowercases_text(self) -> bool:
+        # v4's do_lower_case reads the basic tokenizer, which does not exist with do_basic_tokenize=False:
+        # then neither the text nor added tokens are lower-cased.
+        return self.do_basic_tokenize and self.do_lower_case
+
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
