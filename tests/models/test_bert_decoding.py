@@ -71,7 +71,7 @@ def test_reorder_cache_selects_beams(tmp_path):
     _, ours = _decoder(tmp_path, cross=False)
     ids = torch.randint(1, 99, (3, 5), generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
-        out = ours(ids, use_cache=True)
+        out = ours(ids, past_key_values=W.KVCache(), use_cache=True)  # a cache object in, the same one out
         cache = out.past_key_values
         order = torch.tensor([2, 2, 0])
         cache.reorder_cache(order)

@@ -120,7 +120,7 @@ def test_our_save_loads_in_transformers(tmp_path, name):
 
 
 def _step_by_step(model, enc_out, mask, dec_ids, legacy):
-    steps, past = [], None
+    steps, past = [], None if legacy else KVCache()  # v4: tuples come back unless a cache object goes in
     with torch.no_grad():
         for t in range(dec_ids.shape[1]):
             out = model(encoder_outputs=enc_out, attention_mask=mask, decoder_input_ids=dec_ids[:, t:t + 1],
@@ -168,7 +168,7 @@ def test_reorder_cache_follows_beams(tmp_path, legacy):
     dec = torch.randint(4, 97, (4, 3), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         first = ours(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, use_cache=True)
-        past = first.past_key_values.to_legacy_cache() if legacy else first.past_key_values
+        past = first.past_key_values if legacy else KVCache.from_legacy_cache(first.past_key_values)  # v4: tuples out
         order = torch.tensor([2, 0, 0, 3])
         past = EncoderDecoderModel._reorder_cache(past, order)
         nxt = torch.tensor([[5], [6], [7], [8]])

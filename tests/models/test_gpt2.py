@@ -115,7 +115,7 @@ def test_cached_decoding_equals_full_forward(tmp_path, cross):
     # v4 GPT-2 caches held only self-attention (k, v); such tuples still work with cross-attention.
     with torch.no_grad():
         first = ours(ids[:, :4], encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=True)
-        self_only = tuple(layer[:2] for layer in first.past_key_values.to_legacy_cache())
+        self_only = tuple(layer[:2] for layer in first.past_key_values)  # v4 tuples (no cache object passed in)
         rest = ours(ids[:, 4:], past_key_values=self_only, encoder_hidden_states=enc, encoder_attention_mask=enc_mask)
     assert_close(rest.logits, full[:, 4:], "continuing from self-attention-only tuples")
 

@@ -6,14 +6,15 @@ is mapped with its own family key map — plus the composite's own layers (``enc
 """
 from __future__ import annotations
 
-import os
+import copy
 from typing import Any
 
 import torch
 
 from .keymaps import KEYMAPS
-from .pretrained import LoadingError, LoadRequest, _short, export_state_dict, load_into, log, read_model_config, \
-    save_pretrained
+from ..config.base import PretrainedConfig
+from .pretrained import LoadingError, LoadRequest, _short, apply_config_overrides, check_no_folder, export_state_dict, \
+    load_into, log, read_model_config, save_pretrained
 
 __all__ = ["export_composite_state_dict", "load_composite_state_dict", "load_composite", "save_composite"]
 
@@ -128,9 +129,13 @@ def _load_layer(layer: torch.nn.Module, name: str, got: dict[str, torch.Tensor],
 def load_composite(cls, path_or_repo_id, *model_args: Any, **kwargs: Any):
     """``EncoderDecoderModel.from_pretrained``: a folder saved by either library."""
     request = LoadRequest.pop_from(kwargs)
-    folder = request.folder(path_or_repo_id)
+    folder = request.folder(path_or_repo_id) if path_or_repo_id is not None else None
+    if folder is None:
+        check_no_folder(cls, request)
     config = request.config
-    if config is None:
+    if isinstance(config, PretrainedConfig):
+        config = copy.deepcopy(config)  # the caller's object is not changed by the overrides below
+    elif config is None:
         data = read_model_config(folder, None, cls)
         if data.get("model_type") != cls.config_class.model_type:
             raise LoadingError(
@@ -138,18 +143,15 @@ def load_composite(cls, path_or_repo_id, *model_args: Any, **kwargs: Any):
                 f"single checkpoints use {cls.__name__}.from_encoder_decoder_pretrained(encoder_path, decoder_path)")
         config = cls.config_class.from_dict(data)
         config.name_or_path = str(folder)
-    elif isinstance(config, (str, os.PathLike)):
+    else:
         config = cls.config_class.from_pretrained(config)
     # Remaining keyword arguments update the config, as transformers' from_pretrained does.
-    unknown = [k for k in kwargs if not hasattr(config, k)]
-    if unknown:
-        raise TypeError(f"{cls.__name__}.from_pretrained got unexpected arguments {sorted(unknown)}: neither loading "
+    apply_config_overrides(config, kwargs)
+    if kwargs:
+        raise TypeError(f"{cls.__name__}.from_pretrained got unexpected arguments {sorted(kwargs)}: neither loading "
                         f"options nor {type(config).__name__} fields")
-    for key, value in kwargs.items():
-        setattr(config, key, value)
-    config.validate()
     model = cls(config, *model_args)
-    theirs = request.weights(folder)
-    info = load_composite_state_dict(model, theirs, source=str(folder),
+    theirs = request.weights(folder) if folder is not None else request.state_dict
+    info = load_composite_state_dict(model, theirs, source=str(folder if folder is not None else "state_dict"),
                                      ignore_mismatched_sizes=request.ignore_mismatched_sizes)
     return request.finish(model, folder, theirs, info)

@@ -25,6 +25,24 @@ KNOWN_ACTIVATIONS = {
     "sigmoid", "linear", "mish", "gelu_accurate",
 }
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+# v4.46's generation defaults on every model config (PretrainedConfig._get_global_generation_defaults): generate()
+# reads them when no generation config says otherwise; config.json carries only those that differ, as v4 writes it.
+# None is accepted for each: v4's model.save_pretrained moves them into generation_config.json and writes null here.
+_GENERATION_DEFAULTS: dict[str, tuple[Any, str]] = {
+    "max_length": (20, "int"), "min_length": (0, "int"), "do_sample": (False, "bool"),
+    "early_stopping": (False, "bool|str"), "num_beams": (1, "int"), "num_beam_groups": (1, "int"),
+    "diversity_penalty": (0.0, "float"), "temperature": (1.0, "float"), "top_k": (50, "int"),
+    "top_p": (1.0, "float"), "typical_p": (1.0, "float"), "repetition_penalty": (1.0, "float"),
+    "length_penalty": (1.0, "float"), "no_repeat_ngram_size": (0, "int"), "encoder_no_repeat_ngram_size": (0, "int"),
+    "bad_words_ids": (None, "list"), "num_return_sequences": (1, "int"), "output_scores": (False, "bool"),
+    "return_dict_in_generate": (False, "bool"), "forced_bos_token_id": (None, "int"),
+    "forced_eos_token_id": (None, "int|int_list"), "remove_invalid_values": (False, "bool"),
+    "exponential_decay_length_penalty": (None, "list"), "suppress_tokens": (None, "list"),
+    "begin_suppress_tokens": (None, "list"),
+}
+GENERATION_FIELDS = {name: (default, kinds + "|none") for name, (default, kinds) in _GENERATION_DEFAULTS.items()}
+
+
 class ConfigError(ValueError):
     """A configuration field has the wrong type or an impossible value."""
 
@@ -69,6 +87,8 @@ class PretrainedConfig(JsonConfig):
     """Base of every config. Subclasses extend ``FIELDS`` (name -> (default, "type|type")) and ``validate``."""
 
     model_type: ClassVar[str] = ""
+    # v4's flag for configs made of sub-configs (EncoderDecoderConfig): their diff against defaults is not taken.
+    is_composition: ClassVar[bool] = False
     # Aliases read and written under another name (GPT-2 calls hidden_size n_embd).
     attribute_map: ClassVar[dict[str, str]] = {}
     # Fields shared by every model: the "common" part of v4's PretrainedConfig that the seeds' models use.
@@ -90,6 +110,9 @@ class PretrainedConfig(JsonConfig):
         "architectures": (None, "list|none"),
         "tokenizer_class": (None, "str|none"),
         "use_cache": (True, "bool"),
+        # layer index -> heads removed by prune_heads(); JSON writes the keys as strings, read back as ints.
+        "pruned_heads": ({}, "dict"),
+        **GENERATION_FIELDS,
     }
 
     def __init__(self, **kwargs: Any):
@@ -110,6 +133,7 @@ class PretrainedConfig(JsonConfig):
         for name, value in kwargs.items():
             setattr(self, name, value)
         self.dtype = dtype if dtype is None or isinstance(dtype, str) else str(dtype).replace("torch.", "")
+        self.pruned_heads = _pruned_heads(self.pruned_heads)
         if id2label is not None:
             if not isinstance(id2label, dict):
                 raise ConfigError(f"id2label must be a dict of index -> label, got {type(id2label).__name__}")
@@ -124,6 +148,16 @@ class PretrainedConfig(JsonConfig):
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
         self.label2id = dict(label2id) if label2id is not None else {v: k for k, v in self.id2label.items()}
         self.validate()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any):
+        # Overrides apply after the stored values (v4 sets them on the built config): num_labels=42 on a config.json
+        # holding a 2-entry id2label means 42 labels, so the stored label maps give way to it.
+        if "num_labels" in overrides and "id2label" not in overrides:
+            data = {k: v for k, v in data.items() if k not in ("id2label", "label2id")}
+        elif "id2label" in overrides and "label2id" not in overrides:
+            data = {k: v for k, v in data.items() if k != "label2id"}
+        return cls(**{**data, **overrides})
 
     # ---- schema ---------------------------------------------------------------------------------------------
     @classmethod
@@ -159,6 +193,33 @@ class PretrainedConfig(JsonConfig):
     def use_return_dict(self) -> bool:
         return self.return_dict
 
+    @property
+    def torch_dtype(self) -> Any:
+        """v4's name of ``dtype``: a torch.dtype once torch is imported (as v4 with torch installed), else the
+        name. ``dtype`` stays the stored, serialisable name; setting either sets both."""
+        import sys
+
+        torch = sys.modules.get("torch")  # never imported from here: configs stay framework-free
+        if self.dtype is None or torch is None:
+            return self.dtype
+        return getattr(torch, self.dtype, self.dtype)
+
+    @torch_dtype.setter
+    def torch_dtype(self, value: Any) -> None:
+        self.dtype = value if value is None or isinstance(value, str) else str(value).replace("torch.", "")
+
+    def get_text_config(self, decoder: bool = False) -> "PretrainedConfig":
+        """The config of the part that reads or writes text: ``self`` for a single model, the ``decoder``
+        sub-config of a composite (v4 looks for a sub-config named decoder / generator / text_config, and with
+        ``decoder=False`` also text_encoder; an EncoderDecoderConfig has only ``decoder`` of these)."""
+        names = ("decoder", "generator", "text_config") if decoder else ("text_encoder", "decoder", "generator",
+                                                                          "text_config")
+        found = [n for n in names if isinstance(vars(self).get(n), PretrainedConfig)]
+        if len(found) > 1:
+            raise ValueError(f"{type(self).__name__} holds several text configs {found}: get_text_config() would be "
+                             "ambiguous; read the one you mean directly")
+        return getattr(self, found[0]) if found else self
+
     def validate(self) -> None:
         """Check every declared field's type; subclasses add range checks and call super()."""
         for name, (_, kinds) in self.all_fields().items():
@@ -192,13 +253,19 @@ class PretrainedConfig(JsonConfig):
         out["model_type"] = self.model_type
         if out.get("dtype") is None:
             out.pop("dtype", None)
+        else:
+            out["torch_dtype"] = out["dtype"]  # v4 reads this name (v5 reads dtype): written under both
+        out["pruned_heads"] = {str(k): list(v) for k, v in self.pruned_heads.items()}
+        for name, (default, _) in GENERATION_FIELDS.items():
+            if out.get(name) == default:
+                del out[name]  # v4 writes a generation default into config.json only when it was changed
         for key, value in list(out.items()):
             if isinstance(value, PretrainedConfig):
                 out[key] = value.to_dict()
         return out
 
     def to_diff_dict(self) -> dict[str, Any]:
-        defaults = type(self)().to_dict() if self.model_type != "encoder-decoder" else {}
+        defaults = type(self)().to_dict() if not self.is_composition else {}
         return {k: v for k, v in self.to_dict().items() if k == "model_type" or defaults.get(k, object()) != v}
 
     @classmethod
@@ -252,6 +319,20 @@ def load_config_dict(path_or_repo_id: str | os.PathLike, options: LoadOptions | 
     if not config_file.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {folder} (looked for {config_file})")
     return read_json(config_file)
+
+
+def _pruned_heads(value: Any) -> dict[int, list[int]]:
+    """config.pruned_heads with int layer keys (config.json stores them as strings), checked."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"pruned_heads must be a dict of layer index -> list of head indices, got {value!r}")
+    try:
+        out = {int(k): sorted({int(h) for h in v}) for k, v in value.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"pruned_heads must map layer indices to lists of head indices, got {value!r}") from None
+    bad = {k: v for k, v in out.items() if k < 0 or any(h < 0 for h in v)}
+    if bad:
+        raise ConfigError(f"pruned_heads holds negative layer or head indices: {bad}")
+    return out
 
 
 def check_heads(config: PretrainedConfig, size: str, heads: str) -> None:

@@ -40,6 +40,7 @@ class EncoderDecoderConfig(PretrainedConfig):
     """Configuration of an EncoderDecoderModel: ``encoder`` and ``decoder`` sub-configs, shared token ids."""
 
     model_type = "encoder-decoder"
+    is_composition = True
     FIELDS = {
         "is_encoder_decoder": (True, "bool"),
         # v4: share every decoder weight whose name matches an encoder weight (transformers v5 dropped it).

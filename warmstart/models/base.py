@@ -1,6 +1,7 @@
 """What every public model shares: construction from a config, weight init, embeddings plumbing, checkpoints."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, ClassVar
 
@@ -13,6 +14,9 @@ from ..generation.mixin import GenerationMixin
 
 __all__ = ["PreTrainedModel"]
 
+# v4's per-forward hints (padding without a mask) go here, once per model.
+padding_log = logging.getLogger("warmstart.models")
+
 
 class PreTrainedModel(nn.Module, GenerationMixin):
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
@@ -24,6 +28,8 @@ class PreTrainedModel(nn.Module, GenerationMixin):
     # and reported; every other missing weight is an error (a config asking for more layers than were saved).
     new_weights_ok: ClassVar[tuple[str, ...]] = ()
     supports_gradient_checkpointing = True
+    # The forward argument that carries the model's input (v4: generation and pipelines read it).
+    main_input_name: ClassVar[str] = "input_ids"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -41,6 +47,61 @@ class PreTrainedModel(nn.Module, GenerationMixin):
     def post_init(self) -> None:
         self.apply(self._init_weights)
         self.tie_weights()
+        if self.config.pruned_heads:
+            # A pruned checkpoint's config lists its pruned heads: the layers are built that small, so it loads.
+            self.prune_heads(self.config.pruned_heads)
+
+    # ---- head pruning (Michel et al. 2019, "Are Sixteen Heads Really Better than One?") ------------------------
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Remove self-attention heads: ``{layer: [head, ...]}`` in the layer's original head numbering.
+
+        The heads are recorded in ``config.pruned_heads`` (accumulating over calls, and saved with the model) and
+        their rows of the q/k/v projection and columns of the output projection are dropped, so the layer computes
+        what it computed before with those heads' outputs zeroed (``head_mask`` 0), at lower cost. Pruning a head
+        again is a no-op.
+        """
+        if not isinstance(heads_to_prune, dict):
+            raise TypeError(f"heads_to_prune must be a dict of layer index -> list of head indices, got "
+                            f"{type(heads_to_prune).__name__}")
+        layers = self._prunable_layers()
+        for layer, heads in heads_to_prune.items():
+            if not isinstance(layer, int) or not 0 <= layer < len(layers):
+                raise ValueError(f"prune_heads: layer {layer!r} does not exist (the model has {len(layers)} layers)")
+            layers[layer].prune(heads)
+            merged = set(self.config.pruned_heads.get(layer, [])) | {int(h) for h in heads}
+            self.config.pruned_heads[layer] = sorted(merged)
+
+    def _prunable_layers(self) -> list:
+        """Each layer's self-attention, in order (the shared stack's ``encoder.layer``)."""
+        stack = getattr(self.base_model, "encoder", None)
+        if not hasattr(stack, "layer"):
+            raise NotImplementedError(f"{type(self).__name__} has no attention layers of its own to prune; prune its "
+                                      "parts (e.g. model.encoder.prune_heads(...), model.decoder.prune_heads(...))")
+        return [block.attn for block in stack.layer]
+
+    def warn_if_padding_and_no_attention_mask(self, input_ids: torch.Tensor | None,
+                                              attention_mask: torch.Tensor | None) -> None:
+        """v4's warning: input_ids that look padded (pad_token_id in the first or last column) and no
+        attention_mask, so padding is attended to. Given once per model, under the ``warmstart.models`` logger;
+        after that the check (a device sync) is skipped."""
+        if (attention_mask is not None or input_ids is None or self.config.pad_token_id is None
+                or getattr(self, "_warned_padding_no_mask", False)):
+            return
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[1] == 0:
+            return  # not ids the backbone accepts: its own check reports them
+        if not bool((input_ids[:, [-1, 0]] == self.config.pad_token_id).any()):
+            return
+        self._warned_padding_no_mask = True
+        c = self.config
+        text = ("input_ids contain pad_token_id (%s) in their first or last column but no attention_mask was passed, "
+                "so padding positions are attended to: pass the tokenizer's attention_mask" % c.pad_token_id)
+        ids = {"bos_token_id": c.bos_token_id, "eos_token_id": c.eos_token_id, "sep_token_id": c.sep_token_id}
+        same = [n for n, v in ids.items() if v is not None and v == c.pad_token_id]
+        if same:
+            text += (f". pad_token_id equals {' and '.join(same)}: ignore this if the input is not padded")
+        padding_log.warning(text)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = getattr(self.config, "initializer_range", 0.02)
@@ -82,39 +143,63 @@ class PreTrainedModel(nn.Module, GenerationMixin):
             out.weight = self.get_input_embeddings().weight
             _sparse_lookup_gradient(self.base_model)
 
-    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None
-                                ) -> nn.Embedding:
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Embedding:
+        """Grow or shrink the token table (and an untied output projection) to ``new_num_tokens`` rows.
+
+        As v4.46: with ``mean_resizing`` (the default) added rows are drawn around the old rows' mean, from a normal
+        with their covariance scaled by 1e-9 (the mean itself when that covariance is not positive-definite), so the
+        new tokens do not shift the next-token distribution (Hewitt 2021, "Initializing new word embeddings for
+        pretrained language models"); an untied output bias gets the old biases' mean. ``mean_resizing=False``
+        draws them from the init distribution instead.
+        """
         old = self.get_input_embeddings()
+        if pad_to_multiple_of is not None and (not isinstance(pad_to_multiple_of, int)
+                                               or isinstance(pad_to_multiple_of, bool) or pad_to_multiple_of < 1):
+            raise ValueError(f"pad_to_multiple_of must be a positive integer, got {pad_to_multiple_of!r}")
         if new_num_tokens is None and pad_to_multiple_of is None:
             return old
         n = old.num_embeddings if new_num_tokens is None else new_num_tokens
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
         if pad_to_multiple_of:
             n = -(-n // pad_to_multiple_of) * pad_to_multiple_of
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        if n == old.num_embeddings:
+            return old
         keep = min(n, old.num_embeddings)
         new = nn.Embedding(n, old.embedding_dim, padding_idx=old.padding_idx if (old.padding_idx or 0) < n else None,
                            device=old.weight.device, dtype=old.weight.dtype)
         self._init_weights(new)
         with torch.no_grad():
             new.weight[:keep] = old.weight[:keep]
+            if mean_resizing and n > keep:
+                new.weight[keep:] = _rows_around_mean(old.weight, n - keep)
+        new.weight.requires_grad_(old.weight.requires_grad)
         self.base_model.embeddings.word_embeddings = new
         out = self.get_output_embeddings()
         if out is not None:
-            self._resize_output(out, n, keep)
+            self._resize_output(out, n, keep, mean_resizing)
         self.config.vocab_size = n
         self.tie_weights()
         return new
 
-    def _resize_output(self, out: nn.Linear, n: int, keep: int) -> None:
-        if not self.config.tie_word_embeddings:
-            weight = out.weight.new_empty(n, out.in_features).normal_(0, getattr(self.config, "initializer_range", .02))
-            weight[:keep] = out.weight.detach()[:keep]
-            out.weight = nn.Parameter(weight)
-        if out.bias is not None:
-            bias = out.bias.new_zeros(n)
-            bias[:keep] = out.bias.detach()[:keep]
-            out.bias = nn.Parameter(bias)
+    def _resize_output(self, out: nn.Linear, n: int, keep: int, mean_resizing: bool = True) -> None:
+        grows = n > keep
+        with torch.no_grad():
+            if not self.config.tie_word_embeddings:
+                weight = out.weight.new_empty(n, out.in_features).normal_(
+                    0, getattr(self.config, "initializer_range", .02))
+                weight[:keep] = out.weight[:keep]
+                if mean_resizing and grows:
+                    weight[keep:] = _rows_around_mean(out.weight, n - keep)
+                out.weight = nn.Parameter(weight, requires_grad=out.weight.requires_grad)
+            if out.bias is not None:
+                bias = out.bias.new_zeros(n)
+                bias[:keep] = out.bias[:keep]
+                # v4 pads a tied projection's bias with zeros and gives an untied one the old biases' mean.
+                if mean_resizing and grows and not self.config.tie_word_embeddings:
+                    bias[keep:] = out.bias.float().mean().to(bias.dtype)
+                out.bias = nn.Parameter(bias, requires_grad=out.bias.requires_grad)
         out.out_features = n
 
     # ---- conveniences ------------------------------------------------------------------------------------------
@@ -157,6 +242,20 @@ class PreTrainedModel(nn.Module, GenerationMixin):
         from ..checkpoint.pretrained import save_pretrained
 
         save_pretrained(self, save_directory, **kwargs)
+
+
+def _rows_around_mean(old: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` rows from N(mean, 1e-9 * covariance) of ``old``'s rows (v4.46's mean_resizing), or the mean
+    repeated when the covariance is not positive-definite (fewer rows than columns, for instance)."""
+    rows = old.detach().float()
+    mean = rows.mean(dim=0)
+    centred = rows - mean
+    covariance = centred.T @ centred / rows.shape[0]  # (C, C)
+    factor, info = torch.linalg.cholesky_ex(covariance)
+    if int(info) != 0:  # not positive-definite: no distribution to draw from
+        return mean.expand(count, -1).to(old.dtype)
+    noise = torch.randn(count, rows.shape[1], device=rows.device)
+    return (mean + (noise @ factor.T) * 1e-9 ** 0.5).to(old.dtype)  # covariance scaled by 1e-9
 
 
 def _densify(weight: torch.Tensor) -> None:

@@ -67,6 +67,8 @@ class BertModel(BertPreTrainedModel):
                 skip_padding=None):
         if skip_padding is None:
             skip_padding = self.skip_padding
+        if past_key_values is None:  # a step continuing a cache feeds generated tokens (pad: a finished row)
+            self.warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
         out = run_backbone(self.embeddings, self.encoder, self.config, **backbone_args(locals()))
         pooled = self.pooler(out.last_hidden_state) if self.pooler is not None else None
         return self._finish(O.BaseModelOutputWithPoolingAndCrossAttentions(

@@ -55,6 +55,8 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
         # table, so only all-zero ids are allowed (run_backbone raises otherwise).
         if skip_padding is None:
             skip_padding = self.skip_padding
+        if past_key_values is None:  # a step continuing a cache feeds generated tokens (pad: a finished row)
+            self.warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
         out = run_backbone(self.embeddings, self.encoder, self.config, **backbone_args(locals()))
         return self._finish(O.BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=out.last_hidden_state, past_key_values=out.past_key_values,

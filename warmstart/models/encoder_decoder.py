@@ -198,8 +198,8 @@ class EncoderDecoderModel(PreTrainedModel):
             log.info("tie_encoder_decoder: encoder weights without a decoder counterpart stay separate: %s", untied)
         return pairs
 
-    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None
-                                ) -> nn.Embedding:
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Embedding:
         """Resize both sides' token tables (and the decoder's output projection) to one new vocabulary size.
 
         transformers raises NotImplementedError here; resizing both sides together is the common case of a
@@ -210,8 +210,8 @@ class EncoderDecoderModel(PreTrainedModel):
             raise ValueError(f"the encoder ({enc_v} tokens) and decoder ({dec_v} tokens) have different vocabularies; "
                              "resize them separately: model.encoder.resize_token_embeddings(...) and "
                              "model.decoder.resize_token_embeddings(...)")
-        new = self.encoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of)
-        self.decoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of)
+        new = self.encoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        self.decoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
         self.tie_weights()
         return self.get_input_embeddings() if self.config.tie_encoder_decoder else new
 

@@ -85,6 +85,8 @@ class GPT2Model(GPT2PreTrainedModel):
                 return_dict=None, *, skip_padding=None):
         if skip_padding is None:
             skip_padding = self.skip_padding
+        if past_key_values is None:  # a step continuing a cache feeds generated tokens (pad: a finished row)
+            self.warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
         out = run_backbone(self.embeddings, self.encoder, self.config, final_norm=self.ln_f, is_decoder=True,
                            **backbone_args(locals()))
         return self._finish(O.BaseModelOutputWithPastAndCrossAttentions(

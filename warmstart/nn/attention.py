@@ -53,11 +53,39 @@ class Attention(nn.Module):
         else:
             self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=bias)
         self.out = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.pruned_heads: set[int] = set()  # original head numbers removed by prune()
         self.position_embedding_type = position_embedding_type
         if position_embedding_type in ("relative_key", "relative_key_query"):
             self.max_positions = max_positions
             # One vector per distance in [-(P-1), P-1].
             self.distance_embedding = nn.Embedding(2 * max_positions - 1, self.head_dim)
+
+    def prune(self, heads) -> None:
+        """Drop heads (original numbering; already pruned ones are skipped): their q/k/v rows and output columns.
+
+        Each head owns D consecutive rows of each of q, k and v in the fused projection and D consecutive input
+        columns of ``out``, so pruning keeps the other heads' slices; the 1/sqrt(D) scale is unchanged.
+        """
+        if self.cross:
+            raise ValueError("only self-attention heads are pruned (v4 prunes no cross-attention head)")
+        total = self.num_heads + len(self.pruned_heads)
+        heads = {int(h) for h in heads}
+        bad = sorted(h for h in heads if not 0 <= h < total)
+        if bad:
+            raise ValueError(f"cannot prune heads {bad}: the layer has heads 0..{total - 1}")
+        drop = heads - self.pruned_heads
+        if not drop:
+            return
+        alive = [h for h in range(total) if h not in self.pruned_heads]  # original number of each current head
+        keep = [i for i, h in enumerate(alive) if h not in drop]  # current positions that stay
+        d, n = self.head_dim, self.num_heads
+        dev = self.out.weight.device
+        cols = torch.tensor([i * d + j for i in keep for j in range(d)], dtype=torch.long, device=dev)
+        rows = torch.cat([cols + part * n * d for part in range(3)])  # the same heads of q, k and v
+        self.qkv = _select(self.qkv, rows, dim=0)
+        self.out = _select(self.out, cols, dim=1)
+        self.num_heads = len(keep)
+        self.pruned_heads |= drop
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape  # (B, T, H*D) -> (B, H, T, D)
@@ -184,6 +212,20 @@ class Attention(nn.Module):
         if self.position_embedding_type == "relative_key_query":
             scores = scores + torch.einsum("bhsd,tsd->bhts", k, table)
         return scores
+
+
+def _select(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A new Linear keeping the output rows (dim 0) or input columns (dim 1) at ``index``."""
+    weight = linear.weight.detach().index_select(dim, index).clone()
+    bias = linear.bias
+    if bias is not None:
+        bias = (bias.detach().index_select(0, index) if dim == 0 else bias.detach()).clone()
+    out_f, in_f = weight.shape
+    new = nn.Linear(in_f, out_f, bias=bias is not None, device="meta")  # shapes only: the values come next
+    new.weight = nn.Parameter(weight, requires_grad=linear.weight.requires_grad)
+    if bias is not None:
+        new.bias = nn.Parameter(bias, requires_grad=linear.bias.requires_grad)
+    return new
 
 
 def _causal_additive(t: int, s: int, past: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

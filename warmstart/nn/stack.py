@@ -118,7 +118,7 @@ class _Checked:
     output_hidden_states: bool
     cache: KVCache | None  # the cache being continued (legacy tuples converted), None when there is none
     past: int  # positions already cached
-    return_legacy: bool  # the caller passed tuples, so tuples go back
+    return_legacy: bool  # no KVCache was passed in, so tuples go back (v4)
     token_type_ids: torch.Tensor | None  # None where the model has no segments
     attention_mask: torch.Tensor | None  # None where nothing is masked
 
@@ -181,8 +181,10 @@ def _check_inputs(embeddings, stack, config, input_ids, inputs_embeds, past_key_
             raise ValueError("past_key_values cannot be used while training with gradient checkpointing (the "
                              "recomputed layers would write the cache twice); call model.eval() or disable it")
         use_cache = False
-    return_legacy = isinstance(past_key_values, (tuple, list))
-    cache = KVCache.from_legacy_cache(past_key_values) if return_legacy else past_key_values
+    # v4: the cache comes back as a tuple of per-layer tuples unless the caller passed a cache object (KVCache).
+    return_legacy = not isinstance(past_key_values, KVCache)
+    cache = KVCache.from_legacy_cache(past_key_values) if isinstance(past_key_values, (tuple, list)) \
+        else past_key_values
     return _Checked(
         batch=batch, length=length, device=device, dtype=dtype, is_decoder=is_decoder, use_cache=use_cache,
         output_attentions=config.output_attentions if output_attentions is None else output_attentions,
@@ -223,9 +225,17 @@ def _check_ids_and_masks(run: _Checked, embeddings: Embeddings, token_type_ids, 
             )
 
     if attention_mask is not None:
+        if attention_mask.dim() == 3:
+            # v4: a (B, T, S) mask says which key each query may see, used as given (no causal part added).
+            if tuple(attention_mask.shape) != (batch, length, past + length):
+                raise ValueError(f"a 3-D attention_mask must be (batch, sequence, past + sequence) = "
+                                 f"{(batch, length, past + length)}, got {tuple(attention_mask.shape)}")
+            run.attention_mask = attention_mask
+            return
         if tuple(attention_mask.shape) != (batch, past + length):
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids "
-                             f"{(batch, length)}" + (f" plus {past} cached positions" if past else ""))
+                             f"{(batch, length)}" + (f" plus {past} cached positions" if past else "")
+                             + "; pass a (batch, sequence) padding mask or a (batch, sequence, sequence) one")
         if not bool(attention_mask.all()):  # else nothing is masked: let SDPA take its fastest path
             run.attention_mask = attention_mask
 
@@ -241,10 +251,16 @@ def _check_encoder(stack: TransformerStack, batch: int, encoder_hidden_states, e
             or encoder_hidden_states.shape[-1] != kv_in):
         raise ValueError(f"encoder_hidden_states must be (batch={batch}, source_length, {kv_in}), "
                          f"got shape {tuple(encoder_hidden_states.shape)}")
-    if encoder_attention_mask is not None and (tuple(encoder_attention_mask.shape)
-                                               != tuple(encoder_hidden_states.shape[:2])):
+    if encoder_attention_mask is None:
+        return
+    want = tuple(encoder_hidden_states.shape[:2])
+    if encoder_attention_mask.dim() == 3:  # v4: (B, T, S_enc), a source mask per decoder position
+        if (encoder_attention_mask.shape[0], encoder_attention_mask.shape[2]) != want:
+            raise ValueError(f"a 3-D encoder_attention_mask must be (batch, sequence, source_length) with "
+                             f"(batch, source_length) = {want}, got {tuple(encoder_attention_mask.shape)}")
+    elif tuple(encoder_attention_mask.shape) != want:
         raise ValueError(f"encoder_attention_mask shape {tuple(encoder_attention_mask.shape)} does not match "
-                         f"encoder_hidden_states {tuple(encoder_hidden_states.shape[:2])}")
+                         f"encoder_hidden_states {want}")
 
 
 # ---- step 2: build what every layer shares --------------------------------------------------------------------
@@ -254,13 +270,17 @@ def _layer_inputs(run: _Checked, stack: TransformerStack, encoder_hidden_states,
         run.cache = KVCache(len(stack.layer))
     inp = LayerInputs(cache=run.cache, need_weights=run.output_attentions)
     mask = run.attention_mask
+    full = mask is not None and mask.dim() == 3  # (B, T, S): the whole pattern, from the caller
     # Drop padding when nothing observes the padded positions: no attentions or per-layer states returned, no
     # cache kept, no head mask, and right padding (so position 0, read by the pooler, is real in every row).
     # Each packed row then holds only real tokens: no padding mask, causality within the row.
-    if (skip_padding and mask is not None and run.cache is None and not run.output_attentions
-            and not run.output_hidden_states and head_mask is None and Packing.applies_to(mask)):
+    if (skip_padding and mask is not None and not full and run.cache is None and not run.output_attentions
+            and not run.output_hidden_states and head_mask is None and not _is_3d(encoder_attention_mask)
+            and Packing.applies_to(mask)):
         inp.packing = Packing(mask)
         inp.causal = run.is_decoder
+    elif full:
+        inp.mask = (1.0 - mask[:, None].to(run.dtype)) * torch.finfo(run.dtype).min  # (B, 1, T, S)
     elif mask is not None:
         additive = additive_mask(mask, run.dtype)
         if run.is_decoder:
@@ -272,9 +292,15 @@ def _layer_inputs(run: _Checked, stack: TransformerStack, encoder_hidden_states,
         inp.causal = run.is_decoder
     if encoder_hidden_states is not None:
         inp.encoder_states = encoder_hidden_states
-        if encoder_attention_mask is not None and not bool(encoder_attention_mask.all()):
+        if _is_3d(encoder_attention_mask):
+            inp.encoder_mask = (1.0 - encoder_attention_mask[:, None].to(run.dtype)) * torch.finfo(run.dtype).min
+        elif encoder_attention_mask is not None and not bool(encoder_attention_mask.all()):
             inp.encoder_mask = additive_mask(encoder_attention_mask, run.dtype)
     return inp
+
+
+def _is_3d(mask: torch.Tensor | None) -> bool:
+    return mask is not None and mask.dim() == 3
 
 
 # ---- step 3: run the stack -----------------------------------------------------------------------------------
