@@ -26,6 +26,8 @@ _EXPORTS = {
     "warmstart.train": ["DataCollatorForSeq2Seq", "DataCollatorForLanguageModeling"],
     "warmstart.generation": ["GenerationMixin", "TextStreamer", "TextIteratorStreamer", "LogitsProcessor",
                              "LogitsProcessorList", "StoppingCriteria", "StoppingCriteriaList"],
+    "warmstart.generation.constraints": ["Constraint", "PhrasalConstraint", "DisjunctiveConstraint",
+                                         "ConstraintListState"],
     "warmstart.tokenizers": ["AutoTokenizer", "BatchEncoding", "PreTrainedTokenizer", "PreTrainedTokenizerFast"],
 }
 

@@ -82,9 +82,10 @@ def test_encoder_once_cross_kv_once_cache_preallocated(seq2seq_pair):
     assert len(encoder_calls) == 1
     # one projection per layer, for the 3 inputs (not 3 x 4 beams): the beams share it
     assert kv_calls == [3] * len(cross_kv)
-    cache = out.past_key_values
-    assert cache.max_length == 10 and cache.get_seq_length() == out.sequences.shape[1] - 1
-    k = cache.to_legacy_cache()[0][0]  # (rows, heads, used, head_dim), a view of the preallocated buffer
+    cache = out.past_key_values  # v4's tuple of per-layer tuples (self k, v, cross k, v)
+    assert isinstance(cache, tuple) and len(cache[0]) == 4
+    k = cache[0][0]  # (rows, heads, used, head_dim), a view of the preallocated buffer
+    assert k.shape[2] == out.sequences.shape[1] - 1
     rows, heads, _, dim = k.shape
     assert k.untyped_storage().nbytes() == rows * heads * 10 * dim * k.element_size()  # room for max_length, no more
 

@@ -88,11 +88,14 @@ def test_max_time_stops_early(seq2seq_pair):
     assert out.shape[1] == 2
 
 
-def test_default_length_is_twenty_new_tokens(seq2seq_pair, causal_pair):
+def test_default_length_is_twenty_in_all(seq2seq_pair, causal_pair):
+    """v4's default (issue 11): max_length=20 counts the decoder start token / the prompt (transformers 5: 20 new)."""
     _, ours = seq2seq_pair("bert2bert")
     ids, _ = batch(rows=1)
-    assert ours.generate(ids).shape[1] == 21  # decoder start + 20, as transformers
+    with pytest.warns(UserWarning, match=r"model-agnostic default max_length=20"):
+        assert ours.generate(ids).shape[1] == 20
     _, lm = causal_pair("bert")
     prompt = torch.randint(4, 90, (1, 50))
-    assert lm.generate(prompt).shape[1] == 64  # capped by the position table (64)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"already has 50 tokens but the default"):
+        lm.generate(prompt)
     assert lm.generate(prompt, max_length=20 + 40).shape[1] == 60

@@ -33,7 +33,7 @@ def counted(seq2seq_pair):
     (dict(max_new_tokens=0), r"max_new_tokens must be a positive integer, got 0"),
     (dict(no_repeat_ngram_size=-2), r"no_repeat_ngram_size must be an integer >= 0, got -2"),
     (dict(bad_words_ids=[1, 2]), r"bad_words_ids must be a non-empty list of non-empty lists"),
-    (dict(eos_token_id=-1), r"eos_token_id must be None, a token id or a non-empty list"),
+    (dict(eos_token_id=-2), r"eos_token_id must be None, a token id, a non-empty list .* or -1"),  # -1: v4's "never"
     (dict(num_beams=4, num_beam_groups=3), r"num_beams \(4\) must be a multiple of num_beam_groups \(3\)"),
     (dict(num_beams=4, num_beam_groups=2, do_sample=True), r"diverse beam search .* cannot sample"),
     (dict(max_time=0), r"max_time must be None or a number of seconds > 0"),
@@ -47,10 +47,10 @@ def counted(seq2seq_pair):
     (dict(max_length=1), r"the decoder prompt already has 1 tokens but max_length=1 allows at most 1"),
     (dict(eos_token_id=[5, 99]), r"eos_token_id=99 is outside the decoder's vocabulary \(size 99\)"),
     (dict(pad_token_id=120), r"pad_token_id=120 is outside the decoder's vocabulary"),
-    (dict(penalty_alpha=0.6, top_k=4), r"penalty_alpha=0.6 is not supported"),
+    (dict(guidance_scale=1.5), r"guidance_scale=1.5 is not supported"),
     (dict(frobnicate=1), r"neither generation settings nor inputs of EncoderDecoderModel: \['frobnicate'\]"),
     (dict(decoder_foo=1), r"\['decoder_foo'\]"),
-    (dict(assistant_model=object()), r"does not support assistant_model"),
+    (dict(assistant_model=object(), num_beams=2), r"assisted generate .* only supported with greedy search"),
 ])
 def test_bad_settings_fail_before_the_encoder_runs(counted, kwargs, match):
     ours, calls = counted
@@ -76,13 +76,14 @@ def test_bad_inputs(seq2seq_pair):
 
 
 def test_models_that_cannot_generate():
-    bidirectional = W.BertLMHeadModel(W.BertConfig(**TINY))  # is_decoder=False
-    with pytest.raises(ValueError, match=r"BertLMHeadModel was built with is_decoder=False"):
-        bidirectional.generate(torch.ones(1, 3, dtype=torch.long))
+    # An LM head built with is_decoder=False generates bidirectionally, as in v4 (test_v4_behaviours.py).
+    bidirectional = W.BertLMHeadModel(W.BertConfig(**TINY))
     bare = W.BertModel(W.BertConfig(**TINY, is_decoder=True))
     with pytest.raises(ValueError, match=r"BertModel has no language-model head"):
         bare.generate(torch.ones(1, 3, dtype=torch.long))
-    assert bare.generation_config is None and not bidirectional.can_generate()
+    assert bare.generation_config is None and bidirectional.can_generate()
+    masked = W.BertForMaskedLM(W.BertConfig(**TINY))
+    assert not masked.can_generate() and masked.generation_config is None
 
 
 def test_decoder_only_checks(causal_pair):

@@ -12,6 +12,7 @@ import importlib
 _EXPORTS = {
     "warmstart.config.generation": ["GenerationConfig", "GENERATION_CONFIG_NAME"],
     ".generate": ["generate"],
+    ".constraints": ["Constraint", "PhrasalConstraint", "DisjunctiveConstraint", "ConstraintListState"],
     ".mixin": ["GenerationMixin"],
     ".outputs": ["GenerateDecoderOnlyOutput", "GenerateEncoderDecoderOutput", "GenerateBeamDecoderOnlyOutput",
                  "GenerateBeamEncoderDecoderOutput"],

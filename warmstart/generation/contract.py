@@ -45,6 +45,7 @@ class ModelContract:
     first_position: int  # position id of the first real token (RoBERTa: padding_idx + 1; others 0)
     pad_position: int  # position id written under padding (RoBERTa: padding_idx; others 0)
     encoder_inputs: frozenset[str]  # keyword arguments the encoder's forward accepts (empty without an encoder)
+    causal: bool = True  # False: an LM head built with is_decoder=False, which attends in both directions
 
     @classmethod
     def of(cls, model: nn.Module) -> "ModelContract":
@@ -52,10 +53,9 @@ class ModelContract:
         seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         lm = model.get_decoder() if seq2seq else model
         head = find_lm_head(lm)
-        if not seq2seq and not is_causal(lm.config):
-            raise ValueError(f"{type(model).__name__} was built with is_decoder=False, so every position sees the "
-                             "whole sequence and left-to-right generation is meaningless; load it with "
-                             "is_decoder=True")
+        # An LM head built with is_decoder=False still generates, as in v4: every step re-reads the whole sequence
+        # in both directions (generate() warns; step.FullSequenceDecoder).
+        causal = seq2seq or is_causal(lm.config)
         emb = lm.base_model.embeddings
         from_padding = bool(getattr(emb, "position_offset_from_padding", False))
         encoder_inputs = frozenset(inspect.signature(model.get_encoder().forward).parameters) if seq2seq \
@@ -63,7 +63,7 @@ class ModelContract:
         return cls(model=model, lm=lm, backbone=lm.base_model, head=head, seq2seq=seq2seq,
                    vocab_size=lm.get_output_embeddings().out_features, max_positions=emb.max_positions,
                    first_position=emb.first_free_position(), pad_position=emb.padding_idx if from_padding else 0,
-                   encoder_inputs=encoder_inputs)
+                   encoder_inputs=encoder_inputs, causal=causal)
 
     @property
     def name(self) -> str:

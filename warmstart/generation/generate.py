@@ -6,7 +6,8 @@
 2. **prompt** (prompt.py): the caller's tensors checked and turned into what the decoder is prefilled with;
 3. **plan** (``_plan``): the length limits, the processors and stopping criteria (build.py) and what to record;
 4. **search** (``_search``): the encoder once, the prefill, then greedy / sampling / beam / diverse beam search
-   over the step protocol (step.py);
+   over the step protocol (step.py), or assisted / prompt-lookup decoding (assisted.py, checked by
+   ``plan_assisted`` with the other plans);
 5. **output** (``_shape_output``): a tensor, or transformers' output class.
 
 What the steps need to know about the model comes from its ``ModelContract`` (contract.py), read once. Steps 1-3
@@ -16,7 +17,8 @@ ran.
 Deliberate differences from transformers 5.23, each for correctness:
 - beam outputs shorter than the longest are filled with ``pad_token_id`` (transformers fills with the EOS id when
   the pad id is 0, an operator-precedence slip);
-- the cache is always used (``use_cache=False`` is accepted and gives the same tokens, slower in transformers);
+- ``use_cache=False`` runs without a cache, re-feeding the whole sequence at every step, as v4 did (same tokens;
+  per-step attentions and hidden states cover every position);
 - rows that hit a stop string are padded like rows that hit EOS;
 - decoder-only RoBERTa numbers positions from its padding index (its training convention) also in left-padded
   batches; transformers passes 0-based positions there.
@@ -24,6 +26,7 @@ Deliberate differences from transformers 5.23, each for correctness:
 from __future__ import annotations
 
 import copy
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,16 +37,22 @@ import torch
 from ..config.generation import UNSUPPORTED, GenerationConfig
 from ..nn.cache import KVCache
 from . import outputs as O
+from .assisted import assisted_search, plan_assisted
 from .build import build_processors, build_stopping
+from .constrained_beam import constrained_beam_search, prepare_constraints
 from .contract import ModelContract
+from .contrastive import contrastive_search, contrastive_settings
+from .dola import dola_decoding, dola_settings
 from .fast_linear import packed_linears
 from .group_beam import group_beam_search
 from .prompt import Prompt, decoder_only_prompt, seq2seq_prompt, take_inputs
 from .search import Run, SearchResult, beam_search, greedy_or_sample
-from .step import Decoder
+from .step import Decoder, FullSequenceDecoder
 from .stopping import MaxLengthCriteria
 
 __all__ = ["generate"]
+
+log = logging.getLogger("warmstart")
 
 
 def generate(model, inputs: torch.Tensor | None = None, generation_config: GenerationConfig | None = None,
@@ -52,7 +61,7 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
              **kwargs: Any):
     start_time = time.time()
     tokenizer = kwargs.pop("tokenizer", None)
-    _refuse_unsupported(assistant_model=assistant_model, negative_prompt_ids=negative_prompt_ids,
+    _refuse_unsupported(negative_prompt_ids=negative_prompt_ids,
                         negative_prompt_attention_mask=negative_prompt_attention_mask,
                         custom_generate=kwargs.pop("custom_generate", None), synced_gpus=synced_gpus)
     if generation_config is not None and not isinstance(generation_config, GenerationConfig):
@@ -64,7 +73,8 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
     plan = _plan(contract, settings, prompt, logits_processor=logits_processor, stopping_criteria=stopping_criteria,
                  prefix_allowed_tokens_fn=prefix_allowed_tokens_fn, tokenizer=tokenizer, streamer=streamer,
                  start_time=start_time)
-    result, encoder_outputs, cache = _search(contract, settings.config, prompt, plan, streamer)
+    assisted = plan_assisted(contract, settings.config, prompt, plan, assistant_model)  # None unless drafting
+    result, encoder_outputs, cache = _search(contract, settings.config, prompt, plan, streamer, assisted)
     return _shape_output(result, settings.config, contract.seq2seq, encoder_outputs, cache)
 
 
@@ -91,8 +101,14 @@ def _resolve_settings(model, generation_config: GenerationConfig | None, kwargs:
     for name, off in UNSUPPORTED.items():
         if getattr(config, name, None) not in off:
             raise ValueError(f"generation setting {name}={getattr(config, name)!r} is not supported by warmstart "
-                             f"(contrastive / constrained / guided decoding); leave it at {off[0]!r}")
-    return Settings(config=config, eos_ids=_id_list(config.eos_token_id), model_kwargs=model_kwargs)
+                             f"(guided / watermarked decoding and the like); leave it at {off[0]!r}")
+    eos_ids = _id_list(config.eos_token_id)
+    if eos_ids is not None and any(i < 0 for i in eos_ids):
+        # v4's idiom eos_token_id=-1: an id no token has, so generation runs to the length limit.
+        log.warning("eos_token_id %s holds -1, which no token has: generation does not stop on it, only at the "
+                    "length limit", config.eos_token_id)
+        eos_ids = [i for i in eos_ids if i >= 0] or None
+    return Settings(config=config, eos_ids=eos_ids, model_kwargs=model_kwargs)
 
 
 def _id_list(ids) -> list[int] | None:
@@ -139,16 +155,19 @@ class Plan:
     processors: Any  # LogitsProcessorList
     stopping: Any  # StoppingCriteriaList without the length limit
     want: dict[str, bool]  # what return_dict_in_generate records: scores / logits / attentions / hidden_states
+    decoder_length: int = 0  # positions the decoder holds at most: max_length plus an embedded prompt's length
+    cached: bool = True  # False: no cache, every step re-feeds the whole sequence (step.FullSequenceDecoder)
 
 
 def _plan(contract: ModelContract, settings: Settings, prompt: Prompt, *, logits_processor, stopping_criteria,
           prefix_allowed_tokens_fn, tokenizer, streamer, start_time: float) -> Plan:
     config, eos_ids = settings.config, settings.eos_ids
     prompt_len = prompt.ids.shape[1]
+    extra = prompt.fed - prompt_len  # an embedded prompt without its ids: its positions count, its tokens are not
     max_length = _max_length(config, contract, prompt_len, stopping_criteria,
-                             "decoder prompt" if contract.seq2seq else "prompt")
+                             "decoder prompt" if contract.seq2seq else "prompt", extra)
     needs_eos = [n for n in ("min_new_tokens", "min_length", "exponential_decay_length_penalty")
-                 if getattr(config, n) and not eos_ids]
+                 if getattr(config, n) and config.eos_token_id is None]  # (with eos_token_id=-1 they do nothing)
     if needs_eos:
         raise ValueError(f"{needs_eos[0]} is set but eos_token_id is not: it works by holding back the EOS token; set "
                          "eos_token_id (e.g. tokenizer.sep_token_id for BERT)")
@@ -162,7 +181,7 @@ def _plan(contract: ModelContract, settings: Settings, prompt: Prompt, *, logits
     copies = max(nb, nrs if config.do_sample else 1)  # decode rows per input
     rows = batch * copies
     pad_finished = bool(eos_ids) or config.stop_strings is not None
-    pad = config.pad_token_id
+    pad = config.pad_token_id if config.pad_token_id != -1 else None  # -1: v4's "no pad token"
     if pad is None and eos_ids:
         pad = eos_ids[0]  # transformers' fallback: finished rows are filled with the (first) EOS id
     if pad is None and pad_finished and rows > 1:
@@ -172,23 +191,33 @@ def _plan(contract: ModelContract, settings: Settings, prompt: Prompt, *, logits
         raise ValueError(f"streaming follows a single sequence, but this call makes {rows // max(nb, 1)} (batch "
                          f"{batch}, num_return_sequences {nrs}); stream with batch size 1 and one returned sequence")
 
+    # Rows one processor call sees per input: diverse beam search calls the processors once per group of beams.
+    per_call = copies // config.num_beam_groups
     ignore = None  # repetition penalty: left padding is not part of the prompt
-    if config.repetition_penalty != 1.0 and prompt.mask is not None and not bool(prompt.mask.all()):
-        ignore = (prompt.mask != 0).int().argmax(dim=1).repeat_interleave(copies, 0)
+    if config.repetition_penalty != 1.0 and prompt.mask is not None and not bool(prompt.mask.all()) and not extra:
+        ignore = (prompt.mask != 0).int().argmax(dim=1).repeat_interleave(per_call, 0)
     processors = build_processors(
         config, prompt_length=prompt_len, encoder_input_ids=prompt.source_ids,
-        eos_ids=eos_ids, prompt_ignore_length=ignore, rows_per_input=nb, custom=logits_processor,
+        eos_ids=eos_ids, prompt_ignore_length=ignore, rows_per_input=per_call, custom=logits_processor,
         prefix_allowed_tokens_fn=prefix_allowed_tokens_fn)
     stopping = build_stopping(config, eos_ids=eos_ids, tokenizer=tokenizer, custom=stopping_criteria,
                               start_time=start_time)
     record = config.return_dict_in_generate
     want = {"scores": record and config.output_scores, "logits": record and bool(config.output_logits),
             "attentions": record and config.output_attentions, "hidden_states": record and config.output_hidden_states}
+    cached = bool(config.use_cache) and contract.causal
+    if not contract.causal:
+        log.warning("%s was built with is_decoder=False: it attends in both directions, so generate() runs without "
+                    "a cache and re-reads the whole sequence at every step (as transformers v4 did); load it with "
+                    "is_decoder=True for left-to-right generation", contract.name)
     return Plan(max_length=max_length, eos_ids=eos_ids, pad_token_id=pad, pad_finished=pad_finished, rows=rows,
-                processors=processors, stopping=stopping, want=want)
+                processors=processors, stopping=stopping, want=want, decoder_length=max_length + extra,
+                cached=cached)
 
 
-def _max_length(config, contract: ModelContract, prompt_len: int, custom_criteria, what: str) -> int:
+def _max_length(config, contract: ModelContract, prompt_len: int, custom_criteria, what: str, extra: int = 0) -> int:
+    """The length limit of the returned sequences. ``extra``: positions of an embedded prompt given without its ids
+    (v4 counts them in max_length, though the sequences do not hold them)."""
     usable, table = contract.usable_positions, contract.max_positions  # positions the decoder can be fed
     custom = next((c.max_length for c in (custom_criteria or []) if isinstance(c, MaxLengthCriteria)), None)
     if custom is not None:  # a MaxLengthCriteria passed by the caller replaces the built one (transformers' rule)
@@ -196,28 +225,39 @@ def _max_length(config, contract: ModelContract, prompt_len: int, custom_criteri
     elif config.max_new_tokens is not None:
         max_length, how = config.max_new_tokens + prompt_len, f"max_new_tokens={config.max_new_tokens}"
     elif config.is_set("max_length"):
-        max_length, how = config.max_length, f"max_length={config.max_length}"
+        max_length, how = config.max_length - extra, f"max_length={config.max_length}"
     else:
-        # Nobody chose a length: 20 new tokens (transformers' default), capped by the position table.
-        max_length = min(config.max_length + prompt_len, table, usable + 1)
-        how = "the default of 20 new tokens"
+        # Nobody chose a length: v4's model-agnostic default, max_length=20 tokens in all, the prompt (or the decoder
+        # start token) included (transformers 5 made it 20 new tokens; this library keeps v4's meaning), capped by
+        # the position table.
+        max_length = min(config.max_length, table, usable + 1) - extra
+        how = f"the default max_length={config.max_length} (prompt included, as in transformers v4)"
+        warnings.warn(f"no length was set: using the model-agnostic default max_length={config.max_length} (the "
+                      f"{what} included, as transformers v4); set max_new_tokens to choose how many tokens to add",
+                      UserWarning, stacklevel=5)
     if prompt_len >= max_length:
         raise ValueError(f"the {what} already has {prompt_len} tokens but "
                          f"{how} allows at most {max_length}: raise max_length or set max_new_tokens")
-    if max_length - 1 > usable:
-        raise ValueError(f"{how} with a {prompt_len}-token prompt needs {max_length - 1} decoder positions, but the "
+    if max_length + extra - 1 > usable:
+        raise ValueError(f"{how} with a {prompt_len + extra}-token prompt needs {max_length + extra - 1} decoder "
+                         "positions, but the "
                          f"decoder has {usable} (max_position_embeddings = {table}); lower max_length / "
                          "max_new_tokens or truncate the prompt")
     return max_length
 
 
 # ---- 4. search ---------------------------------------------------------------------------------------------------
-def _search(contract: ModelContract, config, prompt: Prompt, plan: Plan, streamer
+def _search(contract: ModelContract, config, prompt: Prompt, plan: Plan, streamer, assisted=None
             ) -> tuple[SearchResult, Any, KVCache]:
     """Encode once, prefill, run the chosen search; return its result, the encoder outputs and the cache."""
     nb, groups = config.num_beams, config.num_beam_groups
-    dec = Decoder(contract, max_length=plan.max_length, output_attentions=plan.want["attentions"],
-                  output_hidden_states=plan.want["hidden_states"])
+    constraints = prepare_constraints(config, contract.vocab_size)  # checked before anything runs
+    contrastive = contrastive_settings(config, contract, plan.cached)  # (penalty_alpha, top_k), checked likewise
+    dola = dola_settings(config, contract)  # DoLa's candidate layers, checked likewise
+    dec = (Decoder if plan.cached else FullSequenceDecoder)(
+        contract, max_length=plan.decoder_length or plan.max_length, output_attentions=plan.want["attentions"],
+        output_hidden_states=plan.want["hidden_states"] or dola is not None)  # DoLa reads every layer
+    dec.model_args.update(prompt.model_args)
     with torch.inference_mode(), packed_linears(contract.model, contract.lm, plan.rows):
         encoder_outputs = None
         if contract.seq2seq:
@@ -225,17 +265,25 @@ def _search(contract: ModelContract, config, prompt: Prompt, plan: Plan, streame
                                          **prompt.encoder_args)
         if streamer is not None:
             streamer.put(prompt.ids.cpu())
-        first = dec.prefill(prompt.ids, prompt.mask, prompt.positions, prompt.token_types)
+        first = dec.prefill(prompt.ids, prompt.mask, prompt.positions, prompt.token_types, inputs_embeds=prompt.embeds)
         run = Run(decoder=dec, first_logits=first, input_ids=prompt.ids, processors=plan.processors,
                   stopping=plan.stopping, max_length=plan.max_length, do_sample=config.do_sample, num_beams=nb,
                   num_return_sequences=config.num_return_sequences, length_penalty=float(config.length_penalty),
                   early_stopping=config.early_stopping, pad_token_id=plan.pad_token_id,
                   eos=torch.tensor(plan.eos_ids, device=prompt.ids.device) if plan.eos_ids else None,
                   pad_finished=plan.pad_finished, streamer=streamer, want=plan.want)
-        if groups > 1:
+        if assisted is not None:
+            result = assisted_search(run, assisted)
+        elif constraints is not None:
+            result = constrained_beam_search(run, constraints)
+        elif groups > 1:
             result = group_beam_search(run, groups)
         elif nb > 1:
             result = beam_search(run)
+        elif contrastive is not None:
+            result = contrastive_search(run, *contrastive)
+        elif dola is not None:
+            result = dola_decoding(run, dola)
         else:
             result = greedy_or_sample(run)
         if streamer is not None:
@@ -263,6 +311,7 @@ def _shape_output(result: SearchResult, config, seq2seq: bool, enc_out, cache: K
         return x
 
     beams = config.num_beams > 1
+    legacy = cache.to_legacy_cache() if cache is not None else None  # v4 hands back tuples (None without a cache)
     extra = {"scores": plain(result.scores), "logits": plain(result.logits)}
     if beams:
         extra["beam_indices"] = plain(result.beam_indices)
@@ -274,7 +323,7 @@ def _shape_output(result: SearchResult, config, seq2seq: bool, enc_out, cache: K
         cls = O.GenerateBeamEncoderDecoderOutput if beams else O.GenerateEncoderDecoderOutput
         return cls(sequences=sequences, encoder_attentions=plain(enc_att), encoder_hidden_states=plain(enc_hid),
                    decoder_attentions=plain(result.attentions), cross_attentions=plain(result.cross_attentions),
-                   decoder_hidden_states=plain(result.hidden_states), past_key_values=cache, **extra)
+                   decoder_hidden_states=plain(result.hidden_states), past_key_values=legacy, **extra)
     cls = O.GenerateBeamDecoderOnlyOutput if beams else O.GenerateDecoderOnlyOutput
     return cls(sequences=sequences, attentions=plain(result.attentions), hidden_states=plain(result.hidden_states),
-               past_key_values=cache, **extra)
+               past_key_values=legacy, **extra)

@@ -11,6 +11,7 @@ GenerationConfig, or editing the returned one, makes it the explicit configurati
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from ..config.generation import GenerationConfig
@@ -21,13 +22,17 @@ __all__ = ["GenerationMixin"]
 
 class GenerationMixin:
     def can_generate(self) -> bool:
-        """An encoder-decoder, or a causal LM (a model with a vocabulary head and a left-to-right stack)."""
+        """An encoder-decoder, or a causal LM: a model with a vocabulary head and a left-to-right stack, or a
+        causal-LM head class (its forward takes ``past_key_values``) built with is_decoder=False, which v4 lets
+        generate bidirectionally."""
         config = getattr(self, "config", None)
         if config is None:
             return False
         if getattr(config, "is_encoder_decoder", False):
             return True
-        return self.get_output_embeddings() is not None and is_causal(config)
+        if self.get_output_embeddings() is None:
+            return False
+        return is_causal(config) or "past_key_values" in inspect.signature(type(self).forward).parameters
 
     @property
     def generation_config(self):
@@ -57,6 +62,9 @@ class GenerationMixin:
                  prefix_allowed_tokens_fn=None, synced_gpus=None, assistant_model=None, streamer=None,
                  negative_prompt_ids=None, negative_prompt_attention_mask=None, **kwargs: Any):
         """Generate token ids: greedy, sampling, beam search, beam sampling or diverse beam search.
+
+        ``assistant_model=`` (a small model of the same vocabulary) or ``prompt_lookup_num_tokens=`` drafts tokens
+        that the model checks several at a time (assisted decoding, batch size 1; generation/assisted.py).
 
         Settings (GenerationConfig fields) may be passed as keyword arguments; other keyword arguments are model
         inputs (attention_mask, token_type_ids; for encoder-decoders decoder_input_ids / decoder_attention_mask and

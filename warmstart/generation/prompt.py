@@ -41,6 +41,14 @@ class Prompt:
     encoder_mask: torch.Tensor | None = None  # (B, S)
     encoder_outputs: Any = None  # given by the caller: the encoder does not run
     encoder_args: dict[str, Any] = field(default_factory=dict)  # further keyword arguments of the encoder
+    embeds: torch.Tensor | None = None  # (B, T0, C): a decoder-only prompt given as inputs_embeds (prefill only)
+    model_args: dict[str, Any] = field(default_factory=dict)  # passed to every decoder forward (head_mask)
+
+    @property
+    def fed(self) -> int:
+        """Positions the prefill writes: the embedded prompt's length when it is given as inputs_embeds (then
+        ``ids`` holds no prompt tokens, or the same ones), else that of ``ids``."""
+        return self.embeds.shape[1] if self.embeds is not None else self.ids.shape[1]
 
 
 def check_ids_tensor(name: str, t: Any) -> None:
@@ -62,12 +70,13 @@ def take_inputs(contract: ModelContract, inputs: torch.Tensor | None, model_kwar
     input_ids = inputs if inputs is not None else model_kwargs.pop("input_ids", None)
     model_kwargs.pop("input_ids", None)
     attention_mask = model_kwargs.pop("attention_mask", None)
-    model_kwargs.pop("use_cache", None)  # the cache is always used
+    model_kwargs.pop("use_cache", None)  # a setting (GenerationConfig.use_cache), never a model input
     # A decoder-only model has no encoder: its encoder_outputs stay among the extras and are reported as unknown.
     encoder_outputs = model_kwargs.pop("encoder_outputs", None) if contract.seq2seq else None
     inputs_embeds = model_kwargs.pop("inputs_embeds", None)
-    if inputs_embeds is not None and not contract.seq2seq:
-        raise ValueError("decoder-only generate() takes input_ids, not inputs_embeds")
+    if inputs_embeds is not None and not isinstance(inputs_embeds, torch.Tensor):
+        raise TypeError(f"inputs_embeds must be a torch tensor (batch, sequence, hidden), got "
+                        f"{type(inputs_embeds).__name__}")
     if input_ids is not None:
         check_ids_tensor("input_ids", input_ids)
     # Inputs may live on another device than the model (e.g. CPU tensors for a GPU model): move them once.
@@ -128,21 +137,34 @@ def seq2seq_prompt(contract: ModelContract, config, given: Inputs) -> Prompt:
 def decoder_only_prompt(contract: ModelContract, config, given: Inputs, eos_ids: list[int] | None) -> Prompt:
     """The prompt itself (or a lone BOS token), its mask (inferred from pad tokens as transformers does) and, when
     it is left-padded, positions counted from each row's first real token."""
-    input_ids = given.input_ids
+    input_ids, embeds = given.input_ids, given.inputs_embeds
+    if embeds is not None:
+        # v4: the prompt's embeddings are fed once; the returned sequences hold the given input_ids (if any) and the
+        # new tokens, so without input_ids only the new tokens.
+        if embeds.dim() != 3:
+            raise ValueError(f"inputs_embeds must be 3-D (batch, sequence, hidden), got shape {tuple(embeds.shape)}")
+        if input_ids is None:
+            input_ids = torch.empty((embeds.shape[0], 0), dtype=torch.long, device=contract.device)
+        elif tuple(input_ids.shape) != tuple(embeds.shape[:2]):
+            raise ValueError(f"input_ids {tuple(input_ids.shape)} and inputs_embeds {tuple(embeds.shape)} must "
+                             "describe the same tokens (batch, sequence)")
     if input_ids is None:
         if config.bos_token_id is None:
             raise ValueError("no input_ids and no bos_token_id to start from: pass a prompt or set bos_token_id")
         input_ids = torch.full((1, 1), config.bos_token_id, dtype=torch.long, device=contract.device)
     batch = input_ids.shape[0]
+    fed = tuple(embeds.shape[:2]) if embeds is not None else tuple(input_ids.shape)
     token_types = given.extra.pop("token_type_ids", None)
+    model_args = {"head_mask": given.extra.pop("head_mask")} if given.extra.get("head_mask") is not None else {}
+    given.extra.pop("head_mask", None)
     unknown = sorted(given.extra)
     if unknown:
         raise ValueError(f"generate() got arguments that are neither generation settings nor inputs of "
                          f"{contract.name}: {unknown}")
     mask = given.attention_mask
-    if mask is not None and tuple(mask.shape) != tuple(input_ids.shape):
-        raise ValueError(f"attention_mask shape {tuple(mask.shape)} does not match input_ids "
-                         f"{tuple(input_ids.shape)}")
+    if mask is not None and tuple(mask.shape) != fed:
+        raise ValueError(f"attention_mask shape {tuple(mask.shape)} does not match "
+                         f"{'inputs_embeds' if embeds is not None else 'input_ids'} {fed}")
     pad = config.pad_token_id
     if mask is None and pad is not None and batch > 1 and (eos_ids is None or pad not in eos_ids) \
             and bool((input_ids == pad).any()):
@@ -151,4 +173,5 @@ def decoder_only_prompt(contract: ModelContract, config, given: Inputs, eos_ids:
         warnings.warn("a decoder-only model is generating after right padding: pad on the left "
                       "(tokenizer.padding_side = 'left') so every row ends with a real token", UserWarning)
     return Prompt(batch=batch, ids=input_ids, mask=mask, source_ids=input_ids,
-                  positions=contract.prompt_positions(mask), token_types=token_types)
+                  positions=contract.prompt_positions(mask), token_types=token_types, embeds=embeds,
+                  model_args=model_args)

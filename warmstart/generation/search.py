@@ -22,7 +22,7 @@ import torch
 
 from .step import Decoder
 
-__all__ = ["Run", "SearchResult", "greedy_or_sample", "beam_search"]
+__all__ = ["Run", "SearchResult", "greedy_or_sample", "beam_search", "append_tokens"]
 
 BIG = -1.0e9  # transformers' "impossible" score: finite, so sums of several stay ordered
 
@@ -113,20 +113,32 @@ def greedy_or_sample(run: Run) -> SearchResult:
             tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
         else:
             tokens = scores.max(dim=-1).indices  # the first maximum, as argmax, in a third of its time
-        if run.pad_finished:
-            tokens = torch.where(unfinished, tokens, pad)
-        seq[:, cur] = tokens
-        cur += 1
-        if run.streamer is not None:
-            run.streamer.put(tokens.cpu())
-        if cur >= run.max_length:
+        tokens, cur, done = append_tokens(run, rec, seq, cur, tokens, unfinished, pad)
+        if done:
             break
-        if run.stopping:
-            unfinished &= ~run.stopping(seq[:, :cur], tuple(rec.scores) if rec.scores else None)
-            if not bool(unfinished.any()):
-                break
         logits = dec.step(tokens)
     return rec.fill(SearchResult(sequences=seq[:, :cur]))
+
+
+def append_tokens(run: Run, rec: "_Recorder", seq: torch.Tensor, cur: int, tokens: torch.Tensor,
+                  unfinished: torch.Tensor, pad: torch.Tensor) -> tuple[torch.Tensor, int, bool]:
+    """Write one token per row at ``cur`` (finished rows get ``pad``), stream it, and apply the stopping rules
+    (``unfinished`` is updated in place). Returns the tokens written (what the next step is fed), the new length
+    and whether every row is done. Shared by the
+    one-token-per-step searches (greedy / sampling, contrastive, DoLa)."""
+    if run.pad_finished:
+        tokens = torch.where(unfinished, tokens, pad)
+    seq[:, cur] = tokens
+    cur += 1
+    if run.streamer is not None:
+        run.streamer.put(tokens.cpu())
+    if cur >= run.max_length:
+        return tokens, cur, True
+    if run.stopping:
+        unfinished &= ~run.stopping(seq[:, :cur], tuple(rec.scores) if rec.scores else None)
+        if not bool(unfinished.any()):
+            return tokens, cur, True
+    return tokens, cur, False
 
 
 # ---- beam search and beam sampling -------------------------------------------------------------------------------

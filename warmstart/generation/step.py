@@ -1,4 +1,5 @@
-"""The one step protocol every decoding strategy drives: prefill, step, expand, reorder.
+"""The one step protocol every decoding strategy drives: prefill, step, expand, reorder (and for assisted decoding
+verify, several tokens in one call with the logits of each, and crop, which takes rejected positions back).
 
 ``Decoder`` runs a causal LM of the shared stack — standalone (BertLMHeadModel, BertGenerationDecoder,
 RobertaForCausalLM, GPT2LMHeadModel) or as the decoder of an EncoderDecoderModel — one position at a time and
@@ -15,6 +16,9 @@ What keeps a step lean (the gpt-fast recipe, within the shared modules):
   so reordering beams copies only the self-attention cache;
 - masks and positions are prepared once: an all-ones mask is dropped, a padded one lives in a preallocated buffer;
 - on CPU, generate() runs the steps with pre-packed weights (MKL for float32, oneDNN for bfloat16; fast_linear.py).
+
+``FullSequenceDecoder`` serves the same protocol without a cache (``use_cache=False``, and LM heads built with
+``is_decoder=False``): each call re-feeds the whole sequence, as transformers v4 did.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import torch
 
 from .contract import ModelContract
 
-__all__ = ["Decoder"]
+__all__ = ["Decoder", "FullSequenceDecoder"]
 
 
 class Decoder:
@@ -41,6 +45,7 @@ class Decoder:
         self.next_position: torch.Tensor | None = None  # (rows, 1), only when positions are explicit
         self.token_types: torch.Tensor | None = None  # (rows, 1): new tokens repeat the prompt's last type
         self.last_output = None  # the backbone output of the latest call (attentions / hidden states)
+        self.model_args: dict = {}  # further forward arguments of every call (head_mask), as v4 passes them on
 
     # ---- encoder-decoder -------------------------------------------------------------------------------------
     def encode(self, input_ids, attention_mask, encoder_outputs=None, **encoder_kwargs):
@@ -51,11 +56,12 @@ class Decoder:
         return encoder_outputs
 
     # ---- the step protocol -----------------------------------------------------------------------------------
-    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        """Feed the prompt (decoder-only) or the decoder start tokens; return the last position's logits."""
-        rows, length = input_ids.shape
+    def prefill(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Feed the prompt (decoder-only; its ids, or ``inputs_embeds`` (rows, T, C) in their place) or the decoder
+        start tokens; return the last position's logits."""
+        rows, length = (input_ids if inputs_embeds is None else inputs_embeds).shape[:2]
         self.rows = rows
         if attention_mask is not None and not bool(attention_mask.all()):
             self.mask = attention_mask.new_ones(rows, self.max_length)
@@ -66,7 +72,8 @@ class Decoder:
             self.next_position = position_ids[:, -1:] + 1
         if token_type_ids is not None:
             self.token_types = token_type_ids[:, -1:]
-        logits = self._run(input_ids, attention_mask, position_ids, token_type_ids)
+        logits = self._run(None if inputs_embeds is not None else input_ids, attention_mask, position_ids,
+                           token_type_ids, embeds=inputs_embeds)
         for i, k in enumerate(self.cache.cross_k):
             if k is not None and not k.is_contiguous():
                 # Projections leave K/V as strided views; every later step reads them, so lay them out once.
@@ -86,8 +93,33 @@ class Decoder:
             self.next_position = positions + 1
         return self._run(tokens[:, None], mask, positions, self.token_types)
 
-    def _run(self, ids, mask, positions, token_types) -> torch.Tensor:
-        kw = dict(self.flags)
+    # ---- several tokens at once (assisted decoding) -----------------------------------------------------------
+    def verify(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed ``n`` tokens per row ((rows, n) ids) in one call; return the logits after each of them
+        (rows, n, vocab). Assisted decoding checks a whole draft with one pass of the large model this way."""
+        n = tokens.shape[1]
+        mask = positions = token_types = None
+        if self.mask is not None:
+            mask = self.mask[:, :self.length + n]
+        if self.next_position is not None:
+            positions = self.next_position + torch.arange(n, device=tokens.device)
+            self.next_position = positions[:, -1:] + 1
+        if self.token_types is not None:
+            token_types = self.token_types.expand(-1, n)
+        return self._run(tokens, mask, positions, token_types, every_position=True)
+
+    def crop(self, length: int) -> None:
+        """Forget every position from ``length`` on (draft tokens the large model rejected); the next call writes
+        there. Masks and cross-attention depend only on the prompt and stay."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"crop length must be in [0, {self.length}] (the positions held), got {length}")
+        if self.next_position is not None:
+            self.next_position = self.next_position - (self.length - length)
+        self.cache.crop(length)
+        self.length = length
+
+    def _run(self, ids, mask, positions, token_types, every_position: bool = False, embeds=None) -> torch.Tensor:
+        kw = dict(self.flags, **self.model_args)
         if mask is not None:
             kw["attention_mask"] = mask
         if positions is not None:
@@ -98,9 +130,12 @@ class Decoder:
             kw["encoder_hidden_states"] = self.enc_states
             if self.enc_mask is not None:
                 kw["encoder_attention_mask"] = self.enc_mask
-        out = self.base(input_ids=ids, past_key_values=self.cache, use_cache=True, return_dict=True, **kw)
+        out = self.base(input_ids=ids, inputs_embeds=embeds, past_key_values=self.cache, use_cache=True,
+                        return_dict=True, **kw)
         self.last_output = out
-        self.length += ids.shape[1]
+        self.length += (ids if embeds is None else embeds).shape[1]
+        if every_position:
+            return self.head(out.last_hidden_state).float()  # (rows, n, V)
         hidden = out.last_hidden_state[:, -1]  # (rows, C): the head runs on the last position only
         return self.head(hidden).float()
 
@@ -122,3 +157,76 @@ class Decoder:
         """Rows take the cache of rows ``beam_idx`` (beam search's parents). Parents always belong to the same
         input, so the per-input state (cross-attention cache, masks, positions) needs no reordering."""
         self.cache.reorder_cache(beam_idx, cross=False)
+
+
+class FullSequenceDecoder(Decoder):
+    """The same protocol without a cache: every call feeds the whole sequence so far, as transformers v4 ran
+    ``generate(use_cache=False)`` and LM heads built with ``is_decoder=False`` (which attend in both directions, so
+    a cache of earlier positions would go stale). Per-step attentions and hidden states then cover every position,
+    (rows, H, T, T) and (rows, T, C), as v4 returned them. Quadratic in the length: a debugging and parity mode."""
+
+    def __init__(self, contract: ModelContract, *, max_length: int, output_attentions: bool = False,
+                 output_hidden_states: bool = False):
+        super().__init__(contract, max_length=max_length, output_attentions=output_attentions,
+                         output_hidden_states=output_hidden_states)
+        self.cache = None
+        self.ids: torch.Tensor | None = None  # (rows, max_length): the sequence so far, re-fed at every step
+        self.positions: torch.Tensor | None = None  # (rows, max_length), only when positions are explicit
+        self.types: torch.Tensor | None = None  # (rows, max_length): new tokens repeat the prompt's last type
+
+    def prefill(self, input_ids, attention_mask=None, position_ids=None, token_type_ids=None, inputs_embeds=None):
+        if inputs_embeds is not None:
+            raise ValueError("inputs_embeds needs the cache: the prompt's embeddings are fed once and then read from "
+                             "it; pass input_ids, or use_cache=True")
+        rows, length = input_ids.shape
+        self.rows, self.length = rows, length
+        self.ids = input_ids.new_empty(rows, self.max_length)
+        self.ids[:, :length] = input_ids
+        if attention_mask is not None and not bool(attention_mask.all()):
+            self.mask = attention_mask.new_ones(rows, self.max_length)
+            self.mask[:, :length] = attention_mask
+        later = torch.arange(1, self.max_length - length + 1, device=input_ids.device)
+        if position_ids is not None:
+            self.positions = torch.cat([position_ids, position_ids[:, -1:] + later], dim=1)
+        if token_type_ids is not None:
+            self.types = torch.cat([token_type_ids, token_type_ids[:, -1:].expand(-1, later.numel())], dim=1)
+        return self._full()
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.ids[:, self.length] = tokens
+        self.length += 1
+        return self._full()
+
+    def _full(self) -> torch.Tensor:
+        n = self.length
+        kw = dict(self.flags, **self.model_args)
+        for name, buf in (("attention_mask", self.mask), ("position_ids", self.positions),
+                          ("token_type_ids", self.types)):
+            if buf is not None:
+                kw[name] = buf[:, :n]
+        if self.enc_states is not None:
+            kw["encoder_hidden_states"] = self.enc_states  # real states: cross-attention runs again every step
+            if self.enc_mask is not None:
+                kw["encoder_attention_mask"] = self.enc_mask
+        out = self.base(input_ids=self.ids[:, :n], use_cache=False, return_dict=True, **kw)
+        self.last_output = out
+        return self.head(out.last_hidden_state[:, -1]).float()  # (rows, V)
+
+    def expand(self, times: int) -> None:
+        if times == 1:
+            return
+        self.rows *= times
+        for name in ("ids", "mask", "positions", "types", "enc_mask", "enc_states"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.repeat_interleave(times, 0))
+
+    def reorder(self, beam_idx: torch.Tensor) -> None:
+        """Rows take the sequence of rows ``beam_idx``; masks, positions and types are per input and stay."""
+        self.ids = self.ids.index_select(0, beam_idx.to(self.ids.device))
+
+    def verify(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise ValueError("assisted decoding needs the cache (use_cache=True)")
+
+    def crop(self, length: int) -> None:
+        raise ValueError("assisted decoding needs the cache (use_cache=True)")
