@@ -65,7 +65,10 @@ def test_framework_free_layers_import_no_framework(tmp_path):
         assert (gen.max_new_tokens, gen.num_beams) == (7, 2), gen
 
         import warmstart.checkpoint.arrays
+        import warmstart.checkpoint.flax_io  # a Flax checkpoint is readable without jax (numpy + msgpack)
+        import warmstart.checkpoint.flax_layout
         import warmstart.checkpoint.keymaps
+        import warmstart.config.loading
         import warmstart.families
         import warmstart.outputs
         import warmstart.storage.atomic
@@ -136,3 +139,21 @@ def test_import_warmstart_alone_is_cheap(tmp_path):
     out = _run("import warmstart, warmstart.families, warmstart.config, warmstart.tokenizers"
                + textwrap.dedent(_no_framework_check((*FRAMEWORKS, "huggingface_hub"))), tmp_path)
     assert "LOADED []" in out, f"import warmstart pulled in: {out}"
+
+
+def test_flax_classes_without_jax_name_what_to_install(tmp_path):
+    # sys.modules[name] = None makes "import name" fail as if it were not installed.
+    out = _run("""
+        import sys
+        sys.modules["jax"] = None
+        sys.modules["flax"] = None
+        import warmstart
+        for name in ("FlaxBertModel", "FlaxGPT2LMHeadModel", "FlaxAutoModel"):
+            try:
+                getattr(warmstart, name)
+            except ImportError as err:
+                print("ERR", name, err)
+        """, tmp_path)
+    lines = [line for line in out.splitlines() if line.startswith("ERR")]
+    assert len(lines) == 3, out
+    assert all("pip install 'warmstart[flax]'" in line for line in lines), out

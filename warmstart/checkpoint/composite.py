@@ -13,8 +13,9 @@ import torch
 
 from .keymaps import KEYMAPS
 from ..config.base import PretrainedConfig
-from .pretrained import LoadingError, LoadRequest, _short, apply_config_overrides, check_no_folder, export_state_dict, \
-    load_into, log, read_model_config, save_pretrained
+from ..config.loading import apply_config_overrides, read_model_config
+from .pretrained import LoadingError, LoadRequest, _short, check_no_folder, export_state_dict, load_into, log, \
+    save_pretrained
 
 __all__ = ["export_composite_state_dict", "load_composite_state_dict", "load_composite", "save_composite"]
 

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from ..storage.atomic import _inside_atomic_save, atomic_directory, atomic_save, recover_interrupted_save
 from ..storage.files import SAFE_INDEX, CheckpointError, CheckpointNotFoundError, is_weights_file
-from ..storage.weights import WeightsLocation, find_weights, parse_size
+from ..storage.weights import WeightsLocation, check_safetensors_length, find_weights, parse_size
 
 __all__ = [
     "CheckpointError",
@@ -38,9 +38,6 @@ __all__ = [
     "parse_size",
     "is_weights_file",
 ]
-
-# safetensors refuses headers above 100 MB; anything larger is a corrupt length prefix.
-_MAX_HEADER_BYTES = 100_000_000
 
 # ----------------------------------------------------------------------------------------------
 # Loading
@@ -145,40 +142,12 @@ def _read_location(loc: WeightsLocation, device: torch.device, dtype) -> dict[st
 
 
 def _read_safetensors(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
-    _check_safetensors_length(path)
+    check_safetensors_length(path)
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             return {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"Could not read safetensors file {str(path)!r} (corrupt?): {e}") from e
-
-
-def _check_safetensors_length(path: Path) -> None:
-    """Refuse a file whose size disagrees with its own header: truncation never passes silently.
-
-    Layout: 8-byte little-endian header length N, N bytes of JSON header, then the tensor bytes;
-    the largest `data_offsets` end in the header is the size of the tensor bytes.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        prefix = f.read(8)
-        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-        if n < 0 or n > min(size - 8, _MAX_HEADER_BYTES):
-            raise CheckpointError(
-                f"Safetensors file {str(path)!r} is truncated or corrupt: {size} bytes cannot hold "
-                f"the header its first 8 bytes announce ({n} bytes)"
-            )
-        raw = f.read(n)
-    try:
-        header = json.loads(raw)
-        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        raise CheckpointError(f"Safetensors file {str(path)!r} has a corrupt header: {e!r}") from e
-    if size != 8 + n + end:
-        raise CheckpointError(
-            f"Safetensors file {str(path)!r} is {size} bytes but its header describes {8 + n + end} "
-            f"bytes: the file is truncated or corrupt"
-        )
 
 
 def _read_bin(path: Path, device: torch.device) -> dict[str, torch.Tensor]:

@@ -21,7 +21,8 @@ from typing import Any
 
 from .arrays import ArrayOps, ops_for
 
-__all__ = ["Rule", "KeyMap", "KEYMAPS", "normalize_legacy_names"]
+__all__ = ["Rule", "KeyMap", "KEYMAPS", "normalize_legacy_names", "FLAX_EMBEDDING_MODULES", "FLAX_BACKBONE_ROOTS",
+           "FLAX_TIED_OUTPUTS", "FLAX_BIAS_ALIASES", "FLAX_NEW_WEIGHTS_OK"]
 
 
 @dataclass(frozen=True)
@@ -262,3 +263,32 @@ GPT2 = KeyMap(
 )
 
 KEYMAPS: dict[str, KeyMap] = {"bert": BERT, "bert-generation": BERT_GENERATION, "roberta": ROBERTA, "gpt2": GPT2}
+
+
+# ---- Flax trees (v4 layout; rules in flax_layout.py) ------------------------------------------------------------
+# HF module names whose ``weight`` is an embedding table: Flax calls it ``embedding`` and keeps it (vocab, dim);
+# every other 2-D ``weight`` is a Linear/Conv1D kernel and is transposed.
+FLAX_EMBEDDING_MODULES = ("word_embeddings", "position_embeddings", "token_type_embeddings", "distance_embedding",
+                          "wte", "wpe")
+# Top-level HF modules of each backbone, by its prefix: a bare-backbone key starts with one of these.
+FLAX_BACKBONE_ROOTS = {"bert": ("embeddings", "encoder", "pooler"), "roberta": ("embeddings", "encoder", "pooler"),
+                       "transformer": ("wte", "wpe", "h", "ln_f")}
+# Output projections that tie to the word embeddings, by backbone prefix: (projection weight, embedding weight).
+# A Flax tree of a tied model has no kernel for them (the head multiplies by the embedding table).
+FLAX_TIED_OUTPUTS = {
+    "bert": (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
+             ("lm_head.decoder.weight", "bert.embeddings.word_embeddings.weight")),
+    "roberta": (("lm_head.decoder.weight", "roberta.embeddings.word_embeddings.weight"),),
+    "transformer": (("lm_head.weight", "transformer.wte.weight"),),
+}
+# Second names of a head bias in PyTorch state dicts (the same tensor as the first): (alias, canonical).
+FLAX_BIAS_ALIASES = (("cls.predictions.decoder.bias", "cls.predictions.bias"),
+                     ("lm_head.decoder.bias", "lm_head.bias"))
+# Backbone parameters (paths under the prefix, "*" one or more components) a checkpoint may lack: a warm-started
+# model initialises them fresh and reports them (pooler, cross-attention), as the PyTorch models' new_weights_ok.
+# Everything outside the backbone is a task head and may always be new.
+FLAX_NEW_WEIGHTS_OK = {
+    "bert": ("pooler/*", "encoder/layer/*/crossattention/*"),
+    "roberta": ("pooler/*", "encoder/layer/*/crossattention/*"),
+    "transformer": ("h/*/crossattention/*", "h/*/ln_cross_attn/*"),
+}

@@ -16,6 +16,8 @@ __all__ = [
     "SAFE_INDEX",
     "BIN_WEIGHTS",
     "BIN_INDEX",
+    "FLAX_WEIGHTS",
+    "FLAX_INDEX",
     "is_weights_file",
     "read_json",
     "CONFIG_NAME",
@@ -27,11 +29,14 @@ SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
 BIN_WEIGHTS = "pytorch_model.bin"
 BIN_INDEX = "pytorch_model.bin.index.json"
+FLAX_WEIGHTS = "flax_model.msgpack"
+FLAX_INDEX = "flax_model.msgpack.index.json"
 # Every name a transformers-style save of the weights can produce; used to tell a caller's own
 # files (README, tokenizer, config) from weights when an old folder is replaced.
 _WEIGHT_FILE_RE = re.compile(
     r"(model\.safetensors(\.index\.json)?|model-\d{5}-of-\d{5}\.safetensors"
-    r"|pytorch_model\.bin(\.index\.json)?|pytorch_model-\d{5}-of-\d{5}\.bin)"
+    r"|pytorch_model\.bin(\.index\.json)?|pytorch_model-\d{5}-of-\d{5}\.bin"
+    r"|flax_model\.msgpack(\.index\.json)?|flax_model-\d{5}-of-\d{5}\.msgpack)"
 )
 
 

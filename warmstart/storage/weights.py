@@ -14,7 +14,10 @@ from pathlib import Path
 from .atomic import recover_interrupted_save
 from .files import BIN_INDEX, BIN_WEIGHTS, SAFE_INDEX, SAFE_WEIGHTS, CheckpointError, CheckpointNotFoundError
 
-__all__ = ["WeightsLocation", "find_weights", "parse_size"]
+__all__ = ["WeightsLocation", "find_weights", "parse_size", "check_safetensors_length"]
+
+# safetensors refuses headers above 100 MB; anything larger is a corrupt length prefix.
+_MAX_HEADER_BYTES = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -146,3 +149,31 @@ def parse_size(size: int | str) -> int:
     if value <= 0:
         raise ValueError(f"max_shard_size must be positive, got {size!r}")
     return value
+
+
+def check_safetensors_length(path: Path) -> None:
+    """Refuse a file whose size disagrees with its own header: truncation never passes silently.
+
+    Layout: 8-byte little-endian header length N, N bytes of JSON header, then the tensor bytes;
+    the largest `data_offsets` end in the header is the size of the tensor bytes.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if n < 0 or n > min(size - 8, _MAX_HEADER_BYTES):
+            raise CheckpointError(
+                f"Safetensors file {str(path)!r} is truncated or corrupt: {size} bytes cannot hold "
+                f"the header its first 8 bytes announce ({n} bytes)"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"Safetensors file {str(path)!r} has a corrupt header: {e!r}") from e
+    if size != 8 + n + end:
+        raise CheckpointError(
+            f"Safetensors file {str(path)!r} is {size} bytes but its header describes {8 + n + end} "
+            f"bytes: the file is truncated or corrupt"
+        )

@@ -1,0 +1,66 @@
+"""Which config a ``from_pretrained`` builds: the checkpoint's config.json (or the one passed), updated with the
+keyword arguments that name config fields, as v4 does. Framework-free: every wing's loader uses it.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from .base import CONFIG_NAME, ConfigError, PretrainedConfig, _pruned_heads, read_json
+
+__all__ = ["read_model_config", "load_model_config", "apply_config_overrides"]
+
+
+def read_model_config(folder: Path, config: Any, cls) -> dict[str, Any]:
+    """config.json of a checkpoint folder (or of the folder / file ``config`` names) as a dict."""
+    source = Path(config) if isinstance(config, (str, os.PathLike)) else Path(folder)
+    config_file = source / CONFIG_NAME if source.is_dir() else source
+    if not config_file.is_file():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {source}: cannot tell how to build {cls.__name__}")
+    return read_json(config_file)
+
+
+def load_model_config(cls, folder: Path | None, config, kwargs: dict[str, Any]):
+    """The config to build: ``config`` (an object, or the folder / file it names) or the checkpoint's own, updated
+    with the keyword arguments that name config fields; the rest are the model constructor's arguments."""
+    if isinstance(config, PretrainedConfig):
+        config = copy.deepcopy(config)  # as v4: the caller's object is not changed by the overrides below
+    else:
+        source = folder if folder is not None else config
+        data = {k: v for k, v in read_model_config(folder, config, cls).items() if k != "model_type"}
+        config = cls.config_class.from_dict(data)
+        config.name_or_path = str(source)
+    apply_config_overrides(config, kwargs)
+    return config, kwargs
+
+
+# Set through their properties, so they rebuild the label maps (not stored under these names).
+_LABEL_FIELDS = ("num_labels", "id2label", "label2id")
+
+
+def apply_config_overrides(config: PretrainedConfig, kwargs: dict[str, Any]) -> None:
+    """Pop the keyword arguments that name fields of ``config`` and set them, then re-validate (v4 semantics).
+
+    They are set after the checkpoint's values are read, so ``num_labels=42`` on a 2-label checkpoint really
+    gives 42 labels (and then a size mismatch on the classifier, which ``ignore_mismatched_sizes`` re-initialises).
+    """
+    # Stored fields, their aliases (GPT-2's hidden_size) and the label properties; any other keyword is the model's.
+    names = [k for k in kwargs if k in vars(config) or k in type(config).attribute_map or k in _LABEL_FIELDS]
+    values = {k: kwargs.pop(k) for k in names}
+    label2id = values.pop("label2id", None)
+    if "id2label" in values:
+        id2label = values.pop("id2label")
+        if not isinstance(id2label, dict):
+            raise ConfigError(f"id2label must be a dict of index -> label, got {type(id2label).__name__}")
+        config.id2label = {int(k): v for k, v in id2label.items()}
+        config.label2id = {v: k for k, v in config.id2label.items()}
+        values.pop("num_labels", None)  # id2label wins, as when a config is built
+    for key, value in values.items():
+        setattr(config, key, value)
+    if label2id is not None:
+        config.label2id = dict(label2id)
+    if "pruned_heads" in values:
+        config.pruned_heads = _pruned_heads(config.pruned_heads)
+    config.validate()
