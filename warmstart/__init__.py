@@ -29,6 +29,13 @@ _EXPORTS = {
     "warmstart.generation.constraints": ["Constraint", "PhrasalConstraint", "DisjunctiveConstraint",
                                          "ConstraintListState"],
     "warmstart.tokenizers": ["AutoTokenizer", "BatchEncoding", "PreTrainedTokenizer", "PreTrainedTokenizerFast"],
+    # The Flax wing: importing any of these needs jax and flax (one ImportError saying what to install).
+    "warmstart.flax.modeling": ["FlaxPreTrainedModel"],
+    "warmstart.flax.bert": ["FlaxBertPreTrainedModel"],
+    "warmstart.flax.auto": ["FlaxAutoModel", "FlaxAutoModelForMaskedLM", "FlaxAutoModelForCausalLM",
+                            "FlaxAutoModelForSequenceClassification", "FlaxAutoModelForTokenClassification",
+                            "FlaxAutoModelForQuestionAnswering", "FlaxAutoModelForMultipleChoice",
+                            "FlaxAutoModelForPreTraining", "FlaxAutoModelForNextSentencePrediction"],
 }
 
 
@@ -38,7 +45,7 @@ def _family_names() -> dict[str, str]:
 
     out: dict[str, str] = {}
     for record in FAMILIES.values():
-        paths = [record.config, *record.classes.get("pt", {}).values()]
+        paths = [record.config, *(path for table in record.classes.values() for path in table.values())]
         for path in paths:
             module, _, name = path.partition(":")
             out[name] = module

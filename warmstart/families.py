@@ -94,18 +94,28 @@ _BERT_PT = _tasks(
     question_answering="BertForQuestionAnswering", multiple_choice="BertForMultipleChoice",
     pretraining="BertForPreTraining", next_sentence_prediction="BertForNextSentencePrediction")
 
+_BERT_FLAX = _tasks(
+    "warmstart.flax.bert", base="FlaxBertModel", masked_lm="FlaxBertForMaskedLM", causal_lm="FlaxBertForCausalLM",
+    sequence_classification="FlaxBertForSequenceClassification",
+    token_classification="FlaxBertForTokenClassification", question_answering="FlaxBertForQuestionAnswering",
+    multiple_choice="FlaxBertForMultipleChoice", pretraining="FlaxBertForPreTraining",
+    next_sentence_prediction="FlaxBertForNextSentencePrediction")
+
 _RECORDS = (
     Family("bert", "warmstart.config.bert:BertConfig", keymap="bert", tokenizers=("BertTokenizer", "BertTokenizerFast"),
-           classes={"pt": _BERT_PT}),
+           classes={"pt": _BERT_PT, "flax": _BERT_FLAX}),
     Family("roberta", "warmstart.config.bert:RobertaConfig", keymap="roberta", tokenizers=("RobertaTokenizer", "RobertaTokenizerFast"),
            classes={"pt": _tasks("warmstart.models.roberta", base="RobertaModel", masked_lm="RobertaForMaskedLM",
-                                 causal_lm="RobertaForCausalLM")}),
+                                 causal_lm="RobertaForCausalLM"),
+                    "flax": _tasks("warmstart.flax.roberta", base="FlaxRobertaModel",
+                                   masked_lm="FlaxRobertaForMaskedLM", causal_lm="FlaxRobertaForCausalLM")}),
     Family("bert-generation", "warmstart.config.bert:BertGenerationConfig", keymap="bert-generation",
            tokenizers=("BertGenerationTokenizer",),
            classes={"pt": _tasks("warmstart.models.bert_generation", base="BertGenerationEncoder",
                                  causal_lm="BertGenerationDecoder")}),
     Family("gpt2", "warmstart.config.gpt2:GPT2Config", keymap="gpt2", tokenizers=("GPT2Tokenizer", "GPT2TokenizerFast"), is_causal=True,
-           classes={"pt": _tasks("warmstart.models.gpt2", base="GPT2Model", causal_lm="GPT2LMHeadModel")}),
+           classes={"pt": _tasks("warmstart.models.gpt2", base="GPT2Model", causal_lm="GPT2LMHeadModel"),
+                    "flax": _tasks("warmstart.flax.gpt2", base="FlaxGPT2Model", causal_lm="FlaxGPT2LMHeadModel")}),
     # A composite: each side is mapped by its own family's key map; the tokenizer is the encoder's.
     Family("encoder-decoder", "warmstart.config.encoder_decoder:EncoderDecoderConfig",
            classes={"pt": _tasks("warmstart.models.encoder_decoder", seq2seq_lm="EncoderDecoderModel")}),

@@ -43,9 +43,9 @@ class _AutoModel:
                                                       **kwargs)
 
 
-def _auto(name: str, task: str) -> type:
+def _auto(name: str, task: str, framework: str = "pt", module: str = __name__) -> type:
     assert task in TASKS, task
-    return type(name, (_AutoModel,), {"task": task, "__module__": __name__,
+    return type(name, (_AutoModel,), {"task": task, "framework": framework, "__module__": module,
                                       "__doc__": f"Builds the {task} model of a config's model_type."})
 
 

@@ -1,0 +1,222 @@
+"""from_pretrained / save_pretrained for the Flax models: v4's files, and PyTorch's, both ways.
+
+Reading: ``flax_model.msgpack`` (or its shards), else ``model.safetensors`` (Flax-named when its metadata says
+``format: flax``, otherwise PyTorch-named and converted: kernels transposed, ``scale`` / ``embedding`` names),
+else, with ``from_pt=True``, ``pytorch_model.bin`` (read with torch's weights_only loader: no pickle code runs).
+Loading is as strict as the PyTorch wing's: a backbone parameter the checkpoint lacks is an error, a shape
+mismatch is an error unless ``ignore_mismatched_sizes``; head parameters (and the pooler and cross-attention a
+warm start adds) are initialised fresh and reported. Params keep the dtype they were stored in; ``dtype`` is the
+compute dtype (v4).
+
+Writing: v4's ``flax_model.msgpack`` (shards past ``max_shard_size``) or, with ``safe_serialization=True``,
+Flax-named safetensors, plus ``config.json`` with the architecture named without its ``Flax`` prefix, all in one
+atomic folder swap.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..checkpoint import flax_io
+from ..checkpoint.flax_layout import align_flat_prefix, convert_to_flax, flatten_tree, unflatten_tree
+from ..checkpoint.keymaps import FLAX_BACKBONE_ROOTS, FLAX_NEW_WEIGHTS_OK
+from ..config.base import CONFIG_NAME
+from ..config.loading import load_model_config
+from ..storage.atomic import atomic_save
+from ..storage.files import CheckpointError
+from ..storage.options import LoadOptions
+
+__all__ = ["FlaxLoadingMixin", "FlaxLoadingError"]
+
+log = logging.getLogger("warmstart")
+
+
+class FlaxLoadingError(ValueError):
+    """The checkpoint does not fit the model (missing backbone parameters, shape or dtype mismatches)."""
+
+
+def _short(names: list[str], n: int = 8) -> str:
+    return ", ".join(names[:n]) + (f" ... (+{len(names) - n} more)" if len(names) > n else "")
+
+
+def _numpy_state(torch_state: dict) -> dict[str, np.ndarray]:
+    """torch tensors -> numpy, bfloat16 kept as bfloat16 (numpy cannot read a torch bfloat16 tensor directly)."""
+    import ml_dtypes
+    import torch
+
+    out = {}
+    for key, t in torch_state.items():
+        t = t.detach().cpu()
+        out[key] = t.float().numpy().astype(ml_dtypes.bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
+    return out
+
+
+def _read_pytorch_bin(files: list[Path]) -> dict[str, np.ndarray]:
+    try:
+        from ..checkpoint.io import load_state_dict
+        from ..storage.weights import find_weights
+    except ImportError as e:  # pragma: no cover - torch is a core dependency
+        raise ImportError(f"from_pt=True with pytorch_model.bin needs torch ({e}); pip install torch") from e
+    return _numpy_state(load_state_dict(find_weights(files[0].parent)))
+
+
+def read_checkpoint(folder: Path, *, from_pt: bool) -> tuple[dict[str, Any], str]:
+    """(flat Flax-named params or PyTorch-named state, "flax" | "pt") from a checkpoint folder."""
+    kind, files = flax_io.find_flax_weights(folder, from_pt=from_pt)
+    if kind == "msgpack":
+        return flatten_tree(flax_io.read_flax_weights(files[0])), "flax"
+    if kind == "bin":
+        return _read_pytorch_bin(files), "pt"
+    formats = {flax_io.safetensors_format(f) for f in files}
+    if len(formats) > 1:
+        raise CheckpointError(f"the safetensors shards in {str(folder)!r} disagree on their format: {sorted(map(str, formats))}")
+    state: dict[str, Any] = {}
+    for f in files:
+        for key, value in flax_io.read_safetensors(f).items():
+            if key in state:
+                raise CheckpointError(f"tensor {key!r} is stored twice (again in {str(f)!r})")
+            state[key] = value
+    if formats == {"flax"}:
+        return {k.replace(".", "/"): v for k, v in state.items()}, "flax"
+    return state, "pt"
+
+
+class FlaxLoadingMixin:
+    """from_pretrained / save_pretrained of FlaxPreTrainedModel."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, dtype=jnp.float32, *model_args, **kwargs):
+        """v4's keywords: ``config``, ``from_pt``, ``_do_init``, ``ignore_mismatched_sizes``, ``input_shape``,
+        ``seed``, ``output_loading_info``, the hub options (``cache_dir``, ``revision``, ``local_files_only``...)
+        and config fields (``num_labels=3``) that update the checkpoint's config."""
+        options = LoadOptions.pop_from(kwargs)
+        config = kwargs.pop("config", None)
+        from_pt = bool(kwargs.pop("from_pt", False))
+        do_init = bool(kwargs.pop("_do_init", True))
+        ignore_mismatched = bool(kwargs.pop("ignore_mismatched_sizes", False))
+        output_loading_info = bool(kwargs.pop("output_loading_info", False))
+        input_shape = kwargs.pop("input_shape", (1, 1))
+        seed = kwargs.pop("seed", 0)
+        for name in ("from_tf", "from_flax"):
+            if kwargs.pop(name, False):
+                raise ValueError(f"{name}=True is for the other wings; a Flax model reads Flax files directly and "
+                                 "PyTorch files with from_pt=True")
+        from ..storage.hub import FLAX_MODEL_FILES, MODEL_FILES, resolve
+
+        folder = resolve(pretrained_model_name_or_path, options, files=MODEL_FILES if from_pt else FLAX_MODEL_FILES)
+        config, model_kwargs = load_model_config(cls, folder, config, kwargs)
+        model = cls(config, *model_args, input_shape=input_shape, seed=seed, dtype=dtype, _do_init=False,
+                    **model_kwargs)
+        theirs, fmt = read_checkpoint(folder, from_pt=from_pt)
+        params, info = model._fit_checkpoint(theirs, fmt, str(folder), ignore_mismatched)
+        if do_init:
+            if info["missing_keys"] or info["mismatched_keys"]:
+                params = model.init_weights(model.key, model.input_shape, params)
+            model.params = params
+            result = model
+        else:
+            model._missing_keys = set(info["missing_keys"])
+            if info["missing_keys"]:
+                log.warning("%s: with _do_init=False the %d new parameter(s) are not initialised; fill them with "
+                            "params = model.init_weights(model.key, model.input_shape, params)", folder,
+                            len(info["missing_keys"]))
+            result = (model, params)
+        return (result, info) if output_loading_info else result
+
+    def _fit_checkpoint(self, theirs: dict[str, Any], fmt: str, source: str, ignore_mismatched: bool):
+        """Checkpoint arrays -> (the params tree that fits this model, transformers' loading-info dict)."""
+        prefix = self.base_model_prefix
+        shape_tree = flatten_tree(self.params_shape_tree)
+        has_prefix = prefix in self.params_shape_tree
+        if fmt == "pt":
+            flat = flatten_tree(convert_to_flax(theirs, base_prefix=prefix, add_prefix=has_prefix,
+                                                tie_word_embeddings=bool(self.config.tie_word_embeddings)).tree)
+        else:
+            flat = align_flat_prefix(theirs, base_prefix=prefix, add_prefix=has_prefix)
+        unexpected = [k for k in flat if k not in shape_tree]
+        mismatched, loadable = [], {}
+        for key in flat:  # the checkpoint's order, so a loaded model saves back the very same file
+            want = shape_tree.get(key)
+            if want is None:
+                continue
+            got = np.asarray(flat[key]) if not hasattr(flat[key], "dtype") else flat[key]
+            if jnp.issubdtype(want.dtype, jnp.floating) and not jnp.issubdtype(got.dtype, jnp.floating):
+                raise FlaxLoadingError(f"{source}: parameter {key!r} is stored as {got.dtype}, but the model expects "
+                                       f"floating point ({want.dtype}); the checkpoint is corrupt or not a model")
+            if tuple(got.shape) != tuple(want.shape):
+                mismatched.append((key, tuple(got.shape), tuple(want.shape)))
+                continue
+            loadable[key] = got
+        if mismatched and not ignore_mismatched:
+            shown = "; ".join(f"{k} is {g} in the checkpoint but {w} in the model" for k, g, w in mismatched)
+            raise FlaxLoadingError(f"{source}: shape mismatch: {shown}. Check the config (vocab_size, hidden_size, "
+                                   "num_labels...) or pass ignore_mismatched_sizes=True to re-initialise these")
+        mismatched_names = {k for k, _, _ in mismatched}
+        missing = [k for k in shape_tree if k not in loadable and k not in mismatched_names]
+        required = [k for k in missing if not self._may_be_new(k, has_prefix)]
+        if required:
+            raise FlaxLoadingError(
+                f"{source} lacks {len(required)} parameter(s) that {type(self).__name__} needs: {_short(required)}. "
+                "Does the config match the checkpoint (num_hidden_layers, position_embedding_type...)?")
+        if missing:
+            log.warning("%s: newly initialised parameters of %s (train them before use): %s", source,
+                        type(self).__name__, _short(missing))
+        if unexpected:
+            log.info("%s: checkpoint parameters not used by %s: %s", source, type(self).__name__, _short(unexpected))
+        for key, got, want in mismatched:
+            log.warning("%s: %s re-initialised: shape %s in the checkpoint, %s in the model", source, key, got, want)
+        params = unflatten_tree({k: jnp.asarray(v) for k, v in loadable.items()}) if loadable else {}
+        info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched,
+                "error_msgs": []}
+        return params, info
+
+    def _may_be_new(self, path: str, has_prefix: bool) -> bool:
+        """Whether a checkpoint may lack this parameter: a head's, or one a warm start adds to the backbone."""
+        prefix = self.base_model_prefix
+        if has_prefix:
+            if not path.startswith(prefix + "/"):
+                return True
+            path = path[len(prefix) + 1:]
+        elif path.split("/", 1)[0] not in FLAX_BACKBONE_ROOTS.get(prefix, ()):
+            return True
+        return any(fnmatch.fnmatchcase(path, p) for p in FLAX_NEW_WEIGHTS_OK.get(prefix, ()))
+
+    def save_pretrained(self, save_directory, params=None, push_to_hub: bool = False,
+                        max_shard_size: int | str = "10GB", safe_serialization: bool = False,
+                        is_main_process: bool = True, **ignored: Any) -> None:
+        """Write config.json and the params (``params`` or the model's own) as v4 does; atomic."""
+        if push_to_hub:
+            raise NotImplementedError("push_to_hub is not supported: save to a folder, then upload it with "
+                                      "huggingface_hub.upload_folder")
+        if not is_main_process:
+            return
+        if Path(save_directory).is_file():
+            raise NotADirectoryError(f"save_pretrained needs a folder, but {save_directory} is a file")
+        tree = self.params if params is None else params
+        missing = sorted(set(flatten_tree(self.params_shape_tree)) - set(flatten_tree(tree)))
+        if missing:
+            raise ValueError(f"the params to save lack {len(missing)} parameter(s) of {type(self).__name__}: "
+                             f"{_short(missing)}")
+        # Not jax.tree_util.tree_map: it sorts dict keys, and the file keeps the tree's own order (v4's).
+        host = unflatten_tree({k: np.asarray(v) for k, v in flatten_tree(tree).items()})
+        config = self.config
+        name = type(self).__name__
+        config.architectures = [name[4:] if name.startswith("Flax") else name]
+
+        def write(tmp: Path) -> None:
+            config.to_json_file(tmp / CONFIG_NAME, use_diff=False)
+            gen = getattr(self, "generation_config", None)
+            if gen is not None and hasattr(gen, "save_pretrained_into"):
+                gen.save_pretrained_into(tmp)
+            if safe_serialization:
+                flax_io.write_flax_safetensors(host, tmp / "model.safetensors")
+            else:
+                flax_io.write_flax_weights(host, tmp, max_shard_size=max_shard_size)
+
+        atomic_save(save_directory, write)
+
