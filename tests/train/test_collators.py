@@ -155,6 +155,14 @@ def test_mlm_short_and_special_only_rows(tok):
     assert ((capped([list(range(2000, 2100))])["labels"] != -100).sum()) == 2
 
 
+def test_numpy_batches_hold_the_same_values(tok, ids):
+    pt = DataCollatorForLanguageModeling(tok, seed=3)(ids[:4])
+    np_batch = DataCollatorForLanguageModeling(tok, seed=3, return_tensors="np")(ids[:4])
+    assert set(np_batch) == set(pt)
+    for key, value in np_batch.items():
+        assert type(value).__module__ == "numpy" and (value == pt[key].numpy()).all(), key
+
+
 def test_causal_lm_labels(tok, ids):
     out = DataCollatorForLanguageModeling(tok, mlm=False)(ids[:4])
     expect = out["input_ids"].masked_fill(out["attention_mask"] == 0, -100)
@@ -165,7 +173,7 @@ def test_causal_lm_labels(tok, ids):
     ({"mlm_probability": 1.5}, "mlm_probability"),
     ({"mask_replace_prob": 0.9, "random_replace_prob": 0.2}, "must not exceed 1"),
     ({"pad_to_multiple_of": 0}, "pad_to_multiple_of"),
-    ({"return_tensors": "np"}, "torch tensors only"),
+    ({"return_tensors": "tf"}, "torch tensors .* or numpy arrays"),
     ({"mlm": False, "whole_word_mask": True}, "whole_word_mask"),
     ({"max_predictions_per_seq": 0}, "max_predictions_per_seq"),
 ])

@@ -49,6 +49,7 @@ class TruncationStrategy(_StrEnum):
 class TensorType(_StrEnum):
     PYTORCH = "pt"
     NUMPY = "np"
+    JAX = "jax"
 
 
 class CharSpan(NamedTuple):
@@ -97,6 +98,8 @@ def to_py_obj(obj):
     if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch.Tensor, without importing torch
         return obj.detach().cpu().tolist()
     if isinstance(obj, (np.ndarray, np.number)):
+        return obj.tolist()
+    if type(obj).__module__.startswith("jax") and hasattr(obj, "tolist"):  # a jax.Array, without importing jax
         return obj.tolist()
     if isinstance(obj, (list, tuple)):
         return [to_py_obj(o) for o in obj]
@@ -245,7 +248,7 @@ class BatchEncoding(UserDict):
 
     # -- tensors -----------------------------------------------------------------------------------
     def convert_to_tensors(self, tensor_type: str | TensorType | None = None, prepend_batch_axis: bool = False):
-        """Turn every list field into a torch tensor ("pt") or numpy array ("np"), in place."""
+        """Turn every list field into a torch tensor ("pt"), numpy array ("np") or jax array ("jax"), in place."""
         if tensor_type is None:
             return self
         tensor_type = TensorType.parse(tensor_type, "return_tensors")
@@ -260,6 +263,22 @@ class BatchEncoding(UserDict):
                 if _all_ints(value):  # numpy reads nested int lists ~3x faster than torch.tensor
                     return torch.from_numpy(np.array(value, dtype=np.int64))
                 return torch.tensor(value)
+
+        elif tensor_type is TensorType.JAX:
+            try:
+                import jax
+                import jax.numpy as jnp
+            except ImportError as err:
+                raise ImportError(f"return_tensors='jax' needs jax ({err}); pip install 'warmstart[flax]'") from err
+
+            def is_tensor(value):
+                return isinstance(value, jax.Array)
+
+            def as_tensor(value):
+                if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+                    return jnp.asarray(np.array(value))
+                # int32, jax's default integer width (int64 needs jax_enable_x64); ids fit in it.
+                return jnp.asarray(np.array(value, dtype=np.int32) if _all_ints(value) else np.array(value))
 
         else:
 

@@ -32,9 +32,9 @@ class PaddingMixin:
             return BatchEncoding(encoded_inputs, tensor_type=return_tensors)
         # Tensors in, tensors out (of the same kind) unless told otherwise.
         if return_tensors is None and not isinstance(required, (list, tuple)):
-            return_tensors = "np" if type(required).__module__ == "numpy" else "pt"
+            return_tensors = _tensor_kind(required)
         elif return_tensors is None and isinstance(required, (list, tuple)) and not isinstance(required[0], (int, list, tuple)):
-            return_tensors = "np" if type(required[0]).__module__ == "numpy" else "pt"
+            return_tensors = _tensor_kind(required[0])
         encoded_inputs = {k: to_py_obj(v) for k, v in encoded_inputs.items()}
         opts = self._resolve_options(padding=padding, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
                                      padding_side=padding_side, return_attention_mask=return_attention_mask)  # fmt: skip
@@ -98,3 +98,8 @@ class PaddingMixin:
             if key in row:
                 row[key] = row[key] + [fill] * n if side == "right" else [fill] * n + row[key]
 
+
+def _tensor_kind(value) -> str:
+    """The return_tensors value that gives back arrays of ``value``'s kind (numpy, jax, else torch)."""
+    module = type(value).__module__
+    return "np" if module == "numpy" else "jax" if module.startswith("jax") else "pt"

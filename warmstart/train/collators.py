@@ -85,8 +85,16 @@ def _check_multiple(pad_to_multiple_of) -> None:
 
 
 def _check_tensors(return_tensors: str) -> None:
-    if return_tensors != "pt":
-        raise ValueError(f"warmstart's collators return torch tensors only (return_tensors='pt'), got {return_tensors!r}")
+    if return_tensors not in ("pt", "np"):
+        raise ValueError(f"warmstart's collators return torch tensors (return_tensors='pt') or numpy arrays ('np', "
+                         f"for the Flax wing), got {return_tensors!r}")
+
+
+def _batch(batch: dict, return_tensors: str) -> BatchEncoding:
+    """The batch as built (torch: the masking draws from torch generators), as numpy when asked."""
+    if return_tensors == "np":
+        batch = {k: v.numpy() for k, v in batch.items()}
+    return BatchEncoding(batch)
 
 
 # -- seq2seq ---------------------------------------------------------------------------------------
@@ -159,7 +167,7 @@ class DataCollatorForSeq2Seq:
             batch["decoder_attention_mask"] = (torch.arange(t)[None, :] <= real[:, None]).long()  # (B, T)
             if self.model is not None and hasattr(self.model, "prepare_decoder_input_ids_from_labels"):
                 batch["decoder_input_ids"] = self.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
-        return BatchEncoding(batch)
+        return _batch(batch, self.return_tensors)
 
 
 # -- length-grouped batches ------------------------------------------------------------------------
@@ -355,7 +363,7 @@ class DataCollatorForLanguageModeling:
             batch["input_ids"], batch["labels"] = self.mask_tokens(batch["input_ids"], ~never)
         else:
             batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, IGNORE_INDEX)
-        return BatchEncoding(batch)
+        return _batch(batch, self.return_tensors)
 
     # masking --------------------------------------------------------------------------------------
     def mask_tokens(self, input_ids: torch.Tensor, maskable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
