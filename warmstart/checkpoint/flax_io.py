@@ -29,9 +29,9 @@ from ..storage.files import FLAX_INDEX, FLAX_WEIGHTS, CheckpointError, Checkpoin
 from ..storage.weights import check_safetensors_length, parse_size
 from .flax_layout import flatten_tree, unflatten_tree
 
-__all__ = ["FLAX_WEIGHTS", "FLAX_INDEX", "read_msgpack", "read_msgpack_bytes", "msgpack_bytes", "write_msgpack", "read_flax_weights",
-           "write_flax_weights", "read_safetensors", "write_flax_safetensors", "safetensors_format",
-           "find_flax_weights"]
+__all__ = ["FLAX_WEIGHTS", "FLAX_INDEX", "read_msgpack", "read_msgpack_bytes", "msgpack_bytes", "write_msgpack",
+           "read_flax_weights", "write_flax_weights", "read_safetensors", "write_flax_safetensors",
+           "safetensors_format", "find_flax_weights"]
 
 _ARRAY, _SCALAR = 1, 3
 _CHUNK_BYTES = 2**30
@@ -212,7 +212,7 @@ def write_flax_weights(tree: Mapping, folder: str | os.PathLike, max_shard_size:
     limit = parse_size(max_shard_size)
     flat = flatten_tree(tree)
     blocks: list[dict[str, Any]] = [{}]
-    size = 0
+    size = total = 0
     for path, value in flat.items():
         n = _nbytes(value)
         if blocks[-1] and size + n > limit:
@@ -220,6 +220,7 @@ def write_flax_weights(tree: Mapping, folder: str | os.PathLike, max_shard_size:
             size = 0
         blocks[-1][path] = value
         size += n
+        total += n
     folder = Path(folder)
     if len(blocks) == 1:
         write_msgpack(tree, folder / FLAX_WEIGHTS)
@@ -229,7 +230,7 @@ def write_flax_weights(tree: Mapping, folder: str | os.PathLike, max_shard_size:
     for name, block in zip(names, blocks):
         write_msgpack(unflatten_tree(block), folder / name)
         weight_map.update(dict.fromkeys(block, name))
-    index = {"metadata": {"total_size": sum(_nbytes(v) for v in flat.values())},
+    index = {"metadata": {"total_size": total},
              "weight_map": dict(sorted(weight_map.items()))}
     (folder / FLAX_INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return names + [FLAX_INDEX]

@@ -26,9 +26,10 @@ _EXPORTS = {
               "FlaxAutoModelForNextSentencePrediction"],
     ".training": ["TrainState", "create_train_state", "train_step", "eval_step"],
     ".modeling": ["FlaxPreTrainedModel"],
-    ".outputs": ["FlaxBaseModelOutputWithPoolingAndCrossAttentions", "FlaxBaseModelOutputWithPastAndCrossAttentions", "FlaxMaskedLMOutput",
-                 "FlaxSequenceClassifierOutput", "FlaxTokenClassifierOutput", "FlaxQuestionAnsweringModelOutput",
-                 "FlaxMultipleChoiceModelOutput", "FlaxNextSentencePredictorOutput", "FlaxBertForPreTrainingOutput",
+    ".outputs": ["FlaxBaseModelOutputWithPoolingAndCrossAttentions", "FlaxBaseModelOutputWithPastAndCrossAttentions",
+                 "FlaxMaskedLMOutput", "FlaxSequenceClassifierOutput", "FlaxTokenClassifierOutput",
+                 "FlaxQuestionAnsweringModelOutput", "FlaxMultipleChoiceModelOutput",
+                 "FlaxNextSentencePredictorOutput", "FlaxBertForPreTrainingOutput",
                  "FlaxCausalLMOutputWithCrossAttentions"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

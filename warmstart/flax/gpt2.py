@@ -181,19 +181,10 @@ class FlaxGPT2PreTrainedModel(FlaxPreTrainedModel):
 
     config_class = GPT2Config
     base_model_prefix = "transformer"
+    takes_token_types = False
 
     def _is_causal(self) -> bool:
         return True
-
-    def _dummy_inputs(self, input_shape):
-        inputs = super()._dummy_inputs(input_shape)
-        inputs.pop("token_type_ids")
-        return inputs
-
-    def _backbone_inputs(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask):
-        inputs = super()._backbone_inputs(input_ids, attention_mask, None, position_ids, head_mask)
-        inputs.pop("token_type_ids")
-        return inputs
 
 
 class FlaxGPT2Model(FlaxGPT2PreTrainedModel):

@@ -74,7 +74,8 @@ def read_checkpoint(folder: Path, *, from_pt: bool) -> tuple[dict[str, Any], str
         return _read_pytorch_bin(files), "pt"
     formats = {flax_io.safetensors_format(f) for f in files}
     if len(formats) > 1:
-        raise CheckpointError(f"the safetensors shards in {str(folder)!r} disagree on their format: {sorted(map(str, formats))}")
+        raise CheckpointError(f"the safetensors shards in {str(folder)!r} disagree on their format: "
+                              f"{sorted(map(str, formats))}")
     state: dict[str, Any] = {}
     for f in files:
         for key, value in flax_io.read_safetensors(f).items():

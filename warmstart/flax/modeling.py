@@ -25,11 +25,6 @@ def _is_tracer(x) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
-def unfreeze_cache(tree):
-    """flax may hand back FrozenDicts; the cache is a plain dict, like params."""
-    return {k: unfreeze_cache(v) for k, v in tree.items()} if hasattr(tree, "items") else tree
-
-
 def check_ids(name: str, ids, upper: int, what: str) -> None:
     """Integer dtype and values in [0, upper), before any tracing (jnp.take would clamp silently)."""
     if ids is None:
@@ -50,6 +45,7 @@ class FlaxPreTrainedModel(FlaxLoadingMixin):
     module_class = None
     base_model_prefix = "bert"
     main_input_name = "input_ids"
+    takes_token_types = True  # GPT-2's modules take none (v4)
 
     def __init__(self, config, input_shape=(1, 1), seed: int = 0, dtype=jnp.float32, _do_init: bool = True,
                  gradient_checkpointing: bool = False, **module_kwargs):
@@ -106,8 +102,11 @@ class FlaxPreTrainedModel(FlaxLoadingMixin):
 
     def _dummy_inputs(self, input_shape):
         ids = jnp.zeros(input_shape, dtype="i4")
-        return dict(input_ids=ids, attention_mask=jnp.ones_like(ids), token_type_ids=jnp.zeros_like(ids),
-                    position_ids=jnp.broadcast_to(jnp.arange(input_shape[-1]), input_shape))
+        inputs = dict(input_ids=ids, attention_mask=jnp.ones_like(ids),
+                      position_ids=jnp.broadcast_to(jnp.arange(input_shape[-1]), input_shape))
+        if self.takes_token_types:
+            inputs["token_type_ids"] = jnp.zeros_like(ids)
+        return inputs
 
     def init_weights(self, rng, input_shape, params: dict | None = None) -> dict:
         """Fresh parameters for ``input_shape``; with ``params``, only the keys it lacks are new (v4)."""
@@ -118,7 +117,6 @@ class FlaxPreTrainedModel(FlaxLoadingMixin):
             extra = dict(encoder_hidden_states=jnp.zeros(tuple(input_shape) + (self.config.hidden_size,)),
                          encoder_attention_mask=inputs["attention_mask"])
         fresh = self._module.init({"params": params_rng, "dropout": dropout_rng}, **inputs, **extra)["params"]
-        fresh = jax.tree_util.tree_map(lambda x: x, dict(fresh))
         if params is None:
             return fresh
         flat = flatten_dict(fresh)
@@ -185,12 +183,14 @@ class FlaxPreTrainedModel(FlaxLoadingMixin):
             head_mask = jnp.asarray(head_mask, jnp.float32)  # float, not v4's int cast: soft masks work
             if head_mask.ndim == 1:
                 head_mask = jnp.broadcast_to(head_mask, (c.num_hidden_layers, head_mask.shape[0]))
-        return dict(
+        inputs = dict(
             input_ids=ids,
             attention_mask=jnp.ones_like(ids) if attention_mask is None else jnp.asarray(attention_mask),
-            token_type_ids=jnp.zeros_like(ids) if token_type_ids is None else jnp.asarray(token_type_ids),
             position_ids=self._default_positions(ids) if position_ids is None else jnp.asarray(position_ids),
             head_mask=head_mask)
+        if self.takes_token_types:
+            inputs["token_type_ids"] = jnp.zeros_like(ids) if token_type_ids is None else jnp.asarray(token_type_ids)
+        return inputs
 
     def _forward(self, params, inputs, labels, dropout_rng, train, output_attentions, output_hidden_states,
                  cache=None):
@@ -229,7 +229,7 @@ class FlaxPreTrainedModel(FlaxLoadingMixin):
             extra = dict(encoder_hidden_states=jnp.zeros((int(batch_size), 1, self.config.hidden_size)),
                          encoder_attention_mask=jnp.ones((int(batch_size), 1), "i4"))
         shapes = jax.eval_shape(lambda: self._module.init(jax.random.PRNGKey(0), **inputs, **extra))
-        return jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), unfreeze_cache(shapes["cache"]))
+        return jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes["cache"])
 
     def _is_causal(self) -> bool:
         return bool(self.config.is_decoder)

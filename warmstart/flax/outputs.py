@@ -12,9 +12,10 @@ import jax
 
 from ..outputs import _output
 
-__all__ = ["FlaxBaseModelOutputWithPoolingAndCrossAttentions", "FlaxBaseModelOutputWithPastAndCrossAttentions", "FlaxMaskedLMOutput", "FlaxSequenceClassifierOutput",
-           "FlaxTokenClassifierOutput", "FlaxQuestionAnsweringModelOutput", "FlaxMultipleChoiceModelOutput",
-           "FlaxNextSentencePredictorOutput", "FlaxBertForPreTrainingOutput", "FlaxCausalLMOutputWithCrossAttentions"]
+__all__ = ["FlaxBaseModelOutputWithPoolingAndCrossAttentions", "FlaxBaseModelOutputWithPastAndCrossAttentions",
+           "FlaxMaskedLMOutput", "FlaxSequenceClassifierOutput", "FlaxTokenClassifierOutput",
+           "FlaxQuestionAnsweringModelOutput", "FlaxMultipleChoiceModelOutput", "FlaxNextSentencePredictorOutput",
+           "FlaxBertForPreTrainingOutput", "FlaxCausalLMOutputWithCrossAttentions"]
 
 
 def _flax_output(name: str, *names: str) -> type:
