@@ -20,8 +20,7 @@ from typing import Any
 import torch
 
 from ..config.base import CONFIG_NAME, PretrainedConfig
-from ..config.loading import load_model_config, read_model_config
-from ..config.generation import GENERATION_CONFIG_NAME, GenerationConfig
+from ..config.loading import attach_generation_config, load_model_config, read_model_config
 from ..storage.atomic import atomic_save
 from ..storage.options import LoadOptions
 from .io import load_state_dict, save_state_dict
@@ -127,15 +126,6 @@ def _load_without_folder(cls, request: LoadRequest, model_args, kwargs):
     model = cls(config, *model_args, **model_kwargs)
     info = load_into(model, request.state_dict, ignore_mismatched_sizes=request.ignore_mismatched_sizes)
     return request.finish(model, None, request.state_dict, info)
-
-
-def attach_generation_config(model, folder) -> None:
-    """After loading weights from ``folder``: adopt its generation_config.json, if any (as transformers does)."""
-    if folder is None:  # built from a config and a state dict: there is no folder to read
-        return
-    path = Path(folder) / GENERATION_CONFIG_NAME
-    if path.is_file() and hasattr(model, "can_generate") and model.can_generate():
-        model.generation_config = GenerationConfig.from_pretrained(path.parent)
 
 
 def load_into(model, theirs: dict[str, torch.Tensor], *, source: str = "state_dict",

@@ -10,7 +10,8 @@ from typing import Any
 
 from .base import CONFIG_NAME, ConfigError, PretrainedConfig, _pruned_heads, read_json
 
-__all__ = ["read_model_config", "load_model_config", "apply_config_overrides"]
+__all__ = ["read_model_config", "load_model_config", "apply_config_overrides", "attach_generation_config",
+           "take_prefixed", "side_config"]
 
 
 def read_model_config(folder: Path, config: Any, cls) -> dict[str, Any]:
@@ -64,3 +65,33 @@ def apply_config_overrides(config: PretrainedConfig, kwargs: dict[str, Any]) -> 
     if "pruned_heads" in values:
         config.pruned_heads = _pruned_heads(config.pruned_heads)
     config.validate()
+
+
+def attach_generation_config(model, folder) -> None:
+    """After loading weights from ``folder``: adopt its generation_config.json, if any (as transformers does)."""
+    if folder is None:  # built from a config and a state dict: there is no folder to read
+        return
+    from .generation import GENERATION_CONFIG_NAME, GenerationConfig
+
+    path = Path(folder) / GENERATION_CONFIG_NAME
+    if path.is_file() and hasattr(model, "can_generate") and model.can_generate():
+        model.generation_config = GenerationConfig.from_pretrained(path.parent)
+
+
+def take_prefixed(kwargs: dict[str, Any], prefix: str, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Pop ``prefix``-named arguments out of kwargs, returned without the prefix (``keep`` names stay): how a
+    composite's ``from_encoder_decoder_pretrained`` routes ``encoder_*`` / ``decoder_*`` to each side."""
+    return {k[len(prefix):]: kwargs.pop(k) for k in list(kwargs) if k.startswith(prefix) and k not in keep}
+
+
+def side_config(path, side_kwargs: dict[str, Any], loader_keywords) -> PretrainedConfig:
+    """One side's config, with the keyword arguments that are its fields moved into it (``loader_keywords``, the
+    side loader's own options, stay in ``side_kwargs``)."""
+    from ..storage.options import LoadOptions
+    from .auto import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, **LoadOptions.peek(side_kwargs))
+    for key in [k for k in side_kwargs if k not in loader_keywords and hasattr(config, k)]:
+        setattr(config, key, side_kwargs.pop(key))
+    config.validate()
+    return config

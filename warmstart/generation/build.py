@@ -1,4 +1,4 @@
-"""From a resolved GenerationConfig to the processor and stopping-criteria lists, in transformers' order."""
+"""From a resolved GenerationConfig to the PyTorch processors (of the shared plan, plan.py) and stopping criteria."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +7,7 @@ import time
 import torch
 
 from . import processors as P
+from .plan import processor_plan
 from .stopping import EosTokenCriteria, MaxLengthCriteria, MaxTimeCriteria, StopStringCriteria, StoppingCriteriaList
 
 __all__ = ["build_processors", "build_stopping"]
@@ -32,62 +33,48 @@ def _merge(defaults: list, custom: list | None, what: str) -> list:
 def build_processors(config, *, prompt_length: int, encoder_input_ids: torch.Tensor | None,
                      eos_ids: list[int] | None, prompt_ignore_length: torch.Tensor | None, rows_per_input: int,
                      custom=None, prefix_allowed_tokens_fn=None) -> P.LogitsProcessorList:
-    c = config
-    out: list = []
-    if c.sequence_bias is not None:
-        out.append(P.SequenceBiasLogitsProcessor(c.sequence_bias))
-    if c.num_beam_groups > 1 and c.diversity_penalty > 0:
-        out.append(P.HammingDiversityLogitsProcessor(c.diversity_penalty, c.num_beams, c.num_beam_groups))
-    if c.encoder_repetition_penalty != 1.0 and encoder_input_ids is not None:
-        out.append(P.EncoderRepetitionPenaltyLogitsProcessor(c.encoder_repetition_penalty, encoder_input_ids))
-    if c.repetition_penalty != 1.0:
-        out.append(P.RepetitionPenaltyLogitsProcessor(c.repetition_penalty, prompt_ignore_length))
-    if c.no_repeat_ngram_size > 0:
-        out.append(P.NoRepeatNGramLogitsProcessor(c.no_repeat_ngram_size))
-    if c.encoder_no_repeat_ngram_size > 0 and encoder_input_ids is not None:
-        out.append(P.EncoderNoRepeatNGramLogitsProcessor(c.encoder_no_repeat_ngram_size, encoder_input_ids))
-    if c.bad_words_ids is not None:
-        out.append(P.NoBadWordsLogitsProcessor(c.bad_words_ids, eos_ids))
-    if c.min_length > 0 and eos_ids:
-        out.append(P.MinLengthLogitsProcessor(c.min_length, eos_ids))
-    if c.min_new_tokens and eos_ids:
-        out.append(P.MinNewTokensLengthLogitsProcessor(prompt_length, c.min_new_tokens, eos_ids))
-    if prefix_allowed_tokens_fn is not None:
-        out.append(P.PrefixConstrainedLogitsProcessor(prefix_allowed_tokens_fn, rows_per_input))
-    if c.forced_bos_token_id is not None:
-        out.append(P.ForcedBOSTokenLogitsProcessor(c.forced_bos_token_id))
-    if c.forced_eos_token_id is not None:
-        out.append(P.ForcedEOSTokenLogitsProcessor(c.max_length, c.forced_eos_token_id))
-    if c.remove_invalid_values:
-        out.append(P.InfNanRemoveLogitsProcessor())
-    if c.exponential_decay_length_penalty is not None and eos_ids:
-        out.append(P.ExponentialDecayLengthPenalty(c.exponential_decay_length_penalty, eos_ids, prompt_length))
-    if c.suppress_tokens is not None:
-        out.append(P.SuppressTokensLogitsProcessor(c.suppress_tokens))
-    if c.begin_suppress_tokens is not None:
-        begin = prompt_length if (prompt_length > 1 or c.forced_bos_token_id is None) else prompt_length + 1
-        out.append(P.SuppressTokensAtBeginLogitsProcessor(c.begin_suppress_tokens, begin))
-    out = _merge(out, custom, "logits processor")
-    if c.do_sample:
-        # Beams must keep one non-EOS continuation per EOS id, so they can go on when the best ones end.
-        keep = (len(eos_ids) + 1 if eos_ids else 2) if c.num_beams > 1 else 1
-        if c.temperature != 1.0:
-            out.append(P.TemperatureLogitsWarper(c.temperature))
-        if c.top_k != 0:
-            out.append(P.TopKLogitsWarper(c.top_k, min_tokens_to_keep=keep))
-        if c.top_p < 1.0:
-            out.append(P.TopPLogitsWarper(c.top_p, min_tokens_to_keep=keep))
-        if c.min_p is not None:
-            out.append(P.MinPLogitsWarper(c.min_p, min_tokens_to_keep=keep))
-        if c.typical_p < 1.0:
-            out.append(P.TypicalLogitsWarper(c.typical_p, min_tokens_to_keep=keep))
-        if 0.0 < c.epsilon_cutoff < 1.0:
-            out.append(P.EpsilonLogitsWarper(c.epsilon_cutoff, min_tokens_to_keep=keep))
-        if 0.0 < c.eta_cutoff < 1.0:
-            out.append(P.EtaLogitsWarper(c.eta_cutoff, min_tokens_to_keep=keep))
-    if c.renormalize_logits:
-        out.append(P.LogitNormalization())
-    return P.LogitsProcessorList(out)
+    """The torch processors of the shared plan (plan.py); ``custom`` ones replace a built one of the same class
+    or run after the built ones, before the sampling warpers."""
+    steps, warpers = processor_plan(config, prompt_length=prompt_length, eos_ids=eos_ids,
+                                    has_encoder_ids=encoder_input_ids is not None,
+                                    has_prefix_fn=prefix_allowed_tokens_fn is not None)
+    runtime = dict(encoder_input_ids=encoder_input_ids, prompt_ignore_length=prompt_ignore_length,
+                   prefix_allowed_tokens_fn=prefix_allowed_tokens_fn, rows_per_input=rows_per_input)
+    out = _merge([_TORCH[name](a, runtime) for name, a in steps], custom, "logits processor")
+    return P.LogitsProcessorList(out + [_TORCH[name](a, runtime) for name, a in warpers])
+
+
+# plan step name -> the processor class, from the step's arguments and what only this call knows (tensors)
+_TORCH = {
+    "sequence_bias": lambda a, r: P.SequenceBiasLogitsProcessor(a["sequence_bias"]),
+    "diversity": lambda a, r: P.HammingDiversityLogitsProcessor(a["penalty"], a["num_beams"], a["num_beam_groups"]),
+    "encoder_repetition_penalty": lambda a, r: P.EncoderRepetitionPenaltyLogitsProcessor(
+        a["penalty"], r["encoder_input_ids"]),
+    "repetition_penalty": lambda a, r: P.RepetitionPenaltyLogitsProcessor(a["penalty"], r["prompt_ignore_length"]),
+    "no_repeat_ngram": lambda a, r: P.NoRepeatNGramLogitsProcessor(a["size"]),
+    "encoder_no_repeat_ngram": lambda a, r: P.EncoderNoRepeatNGramLogitsProcessor(a["size"], r["encoder_input_ids"]),
+    "bad_words": lambda a, r: P.NoBadWordsLogitsProcessor(a["bad_words_ids"], a["eos_ids"]),
+    "min_length": lambda a, r: P.MinLengthLogitsProcessor(a["min_length"], a["eos_ids"]),
+    "min_new_tokens": lambda a, r: P.MinNewTokensLengthLogitsProcessor(a["prompt_length"], a["min_new_tokens"],
+                                                                       a["eos_ids"]),
+    "prefix_allowed_tokens": lambda a, r: P.PrefixConstrainedLogitsProcessor(r["prefix_allowed_tokens_fn"],
+                                                                             r["rows_per_input"]),
+    "forced_bos": lambda a, r: P.ForcedBOSTokenLogitsProcessor(a["bos_token_id"]),
+    "forced_eos": lambda a, r: P.ForcedEOSTokenLogitsProcessor(a["max_length"], a["eos_token_id"]),
+    "remove_invalid_values": lambda a, r: P.InfNanRemoveLogitsProcessor(),
+    "exponential_decay_length_penalty": lambda a, r: P.ExponentialDecayLengthPenalty(a["params"], a["eos_ids"],
+                                                                                     a["prompt_length"]),
+    "suppress_tokens": lambda a, r: P.SuppressTokensLogitsProcessor(a["tokens"]),
+    "begin_suppress_tokens": lambda a, r: P.SuppressTokensAtBeginLogitsProcessor(a["tokens"], a["begin_index"]),
+    "temperature": lambda a, r: P.TemperatureLogitsWarper(a["temperature"]),
+    "top_k": lambda a, r: P.TopKLogitsWarper(a["top_k"], min_tokens_to_keep=a["min_tokens_to_keep"]),
+    "top_p": lambda a, r: P.TopPLogitsWarper(a["top_p"], min_tokens_to_keep=a["min_tokens_to_keep"]),
+    "min_p": lambda a, r: P.MinPLogitsWarper(a["min_p"], min_tokens_to_keep=a["min_tokens_to_keep"]),
+    "typical_p": lambda a, r: P.TypicalLogitsWarper(a["mass"], min_tokens_to_keep=a["min_tokens_to_keep"]),
+    "epsilon_cutoff": lambda a, r: P.EpsilonLogitsWarper(a["epsilon"], min_tokens_to_keep=a["min_tokens_to_keep"]),
+    "eta_cutoff": lambda a, r: P.EtaLogitsWarper(a["epsilon"], min_tokens_to_keep=a["min_tokens_to_keep"]),
+    "renormalize_logits": lambda a, r: P.LogitNormalization(),
+}
 
 
 def build_stopping(config, *, eos_ids: list[int] | None, tokenizer=None, custom=None,

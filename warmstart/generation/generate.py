@@ -25,16 +25,14 @@ Deliberate differences from transformers 5.23, each for correctness:
 """
 from __future__ import annotations
 
-import copy
 import logging
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..config.generation import UNSUPPORTED, GenerationConfig
+from ..config.generation import GenerationConfig
 from ..nn.cache import KVCache
 from . import outputs as O
 from .assisted import assisted_search, plan_assisted
@@ -47,6 +45,8 @@ from .fast_linear import packed_linears
 from .group_beam import group_beam_search
 from .prompt import Prompt, decoder_only_prompt, seq2seq_prompt, take_inputs
 from .search import Run, SearchResult, beam_search, greedy_or_sample
+from .settings import Settings, check_token_ids, finished_row_pad, resolve_lengths, resolve_max_length, \
+    resolve_settings
 from .step import Decoder, FullSequenceDecoder
 from .stopping import MaxLengthCriteria
 
@@ -79,13 +79,6 @@ def generate(model, inputs: torch.Tensor | None = None, generation_config: Gener
 
 
 # ---- 1. settings -------------------------------------------------------------------------------------------------
-@dataclass
-class Settings:
-    config: GenerationConfig  # this call's own copy, validated; _plan writes the resolved lengths into it
-    eos_ids: list[int] | None  # eos_token_id as a list
-    model_kwargs: dict[str, Any]  # the keyword arguments that are not settings: model inputs, checked in step 2
-
-
 def _refuse_unsupported(*, synced_gpus, **strategies) -> None:
     for name, value in strategies.items():
         if value is not None:
@@ -96,41 +89,7 @@ def _refuse_unsupported(*, synced_gpus, **strategies) -> None:
 
 
 def _resolve_settings(model, generation_config: GenerationConfig | None, kwargs: dict[str, Any]) -> Settings:
-    config = copy.deepcopy(generation_config if generation_config is not None else model.generation_config)
-    model_kwargs = config.update(**kwargs)  # validates every setting
-    for name, off in UNSUPPORTED.items():
-        if getattr(config, name, None) not in off:
-            raise ValueError(f"generation setting {name}={getattr(config, name)!r} is not supported by warmstart "
-                             f"(guided / watermarked decoding and the like); leave it at {off[0]!r}")
-    eos_ids = _id_list(config.eos_token_id)
-    if eos_ids is not None and any(i < 0 for i in eos_ids):
-        # v4's idiom eos_token_id=-1: an id no token has, so generation runs to the length limit.
-        log.warning("eos_token_id %s holds -1, which no token has: generation does not stop on it, only at the "
-                    "length limit", config.eos_token_id)
-        eos_ids = [i for i in eos_ids if i >= 0] or None
-    return Settings(config=config, eos_ids=eos_ids, model_kwargs=model_kwargs)
-
-
-def _id_list(ids) -> list[int] | None:
-    if ids is None:
-        return None
-    if isinstance(ids, torch.Tensor):
-        return [int(i) for i in ids.reshape(-1).tolist()]
-    return [ids] if isinstance(ids, int) else [int(i) for i in ids]
-
-
-def _check_token_ids(settings: Settings, vocab: int) -> None:
-    """Every token id a setting names must exist in the decoder's vocabulary."""
-    c = settings.config
-    for name, ids in (("eos_token_id", settings.eos_ids or []),
-                      ("pad_token_id", [] if c.pad_token_id is None else [c.pad_token_id]),
-                      ("decoder_start_token_id", [] if c.decoder_start_token_id is None
-                       else [c.decoder_start_token_id]),
-                      ("forced_bos_token_id", [] if c.forced_bos_token_id is None else [c.forced_bos_token_id]),
-                      ("forced_eos_token_id", _id_list(c.forced_eos_token_id) or [])):
-        bad = [i for i in ids if i >= vocab]
-        if bad:
-            raise ValueError(f"{name}={bad[0]} is outside the decoder's vocabulary (size {vocab})")
+    return resolve_settings(model.generation_config, generation_config, kwargs)
 
 
 # ---- 2. prompt ---------------------------------------------------------------------------------------------------
@@ -138,7 +97,7 @@ def _prepare_prompt(contract: ModelContract, settings: Settings, inputs: torch.T
     given = take_inputs(contract, inputs, settings.model_kwargs)
     # The id settings are checked only now, after the tensors, so that a malformed prompt is the error reported first
     # (the order users and tests rely on); like every check here, still before anything runs.
-    _check_token_ids(settings, contract.vocab_size)
+    check_token_ids(settings, contract.vocab_size)
     if contract.seq2seq:
         return seq2seq_prompt(contract, settings.config, given)
     return decoder_only_prompt(contract, settings.config, given, settings.eos_ids)
@@ -166,24 +125,12 @@ def _plan(contract: ModelContract, settings: Settings, prompt: Prompt, *, logits
     extra = prompt.fed - prompt_len  # an embedded prompt without its ids: its positions count, its tokens are not
     max_length = _max_length(config, contract, prompt_len, stopping_criteria,
                              "decoder prompt" if contract.seq2seq else "prompt", extra)
-    needs_eos = [n for n in ("min_new_tokens", "min_length", "exponential_decay_length_penalty")
-                 if getattr(config, n) and config.eos_token_id is None]  # (with eos_token_id=-1 they do nothing)
-    if needs_eos:
-        raise ValueError(f"{needs_eos[0]} is set but eos_token_id is not: it works by holding back the EOS token; set "
-                         "eos_token_id (e.g. tokenizer.sep_token_id for BERT)")
-    config.max_length = max_length  # the processors (forced EOS, min length) read the resolved lengths
-    if config.min_new_tokens is not None:
-        config.min_length = config.min_new_tokens + prompt_len
-    if config.min_length > max_length:
-        warnings.warn(f"min_length ({config.min_length}) exceeds max_length ({max_length}); generation stops at "
-                      "max_length", UserWarning)
+    resolve_lengths(settings, max_length, prompt_len)  # the processors (forced EOS, min length) read them
     batch, nb, nrs = prompt.batch, config.num_beams, config.num_return_sequences
     copies = max(nb, nrs if config.do_sample else 1)  # decode rows per input
     rows = batch * copies
     pad_finished = bool(eos_ids) or config.stop_strings is not None
-    pad = config.pad_token_id if config.pad_token_id != -1 else None  # -1: v4's "no pad token"
-    if pad is None and eos_ids:
-        pad = eos_ids[0]  # transformers' fallback: finished rows are filled with the (first) EOS id
+    pad = finished_row_pad(config, eos_ids)
     if pad is None and pad_finished and rows > 1:
         raise ValueError("pad_token_id is not set, but rows of this batch can stop at different times (stop_strings) "
                          "and must then be padded; set pad_token_id")
@@ -216,34 +163,10 @@ def _plan(contract: ModelContract, settings: Settings, prompt: Prompt, *, logits
 
 
 def _max_length(config, contract: ModelContract, prompt_len: int, custom_criteria, what: str, extra: int = 0) -> int:
-    """The length limit of the returned sequences. ``extra``: positions of an embedded prompt given without its ids
-    (v4 counts them in max_length, though the sequences do not hold them)."""
-    usable, table = contract.usable_positions, contract.max_positions  # positions the decoder can be fed
     custom = next((c.max_length for c in (custom_criteria or []) if isinstance(c, MaxLengthCriteria)), None)
-    if custom is not None:  # a MaxLengthCriteria passed by the caller replaces the built one (transformers' rule)
-        max_length, how = custom, f"MaxLengthCriteria({custom})"
-    elif config.max_new_tokens is not None:
-        max_length, how = config.max_new_tokens + prompt_len, f"max_new_tokens={config.max_new_tokens}"
-    elif config.is_set("max_length"):
-        max_length, how = config.max_length - extra, f"max_length={config.max_length}"
-    else:
-        # Nobody chose a length: v4's model-agnostic default, max_length=20 tokens in all, the prompt (or the decoder
-        # start token) included (transformers 5 made it 20 new tokens; this library keeps v4's meaning), capped by
-        # the position table.
-        max_length = min(config.max_length, table, usable + 1) - extra
-        how = f"the default max_length={config.max_length} (prompt included, as in transformers v4)"
-        warnings.warn(f"no length was set: using the model-agnostic default max_length={config.max_length} (the "
-                      f"{what} included, as transformers v4); set max_new_tokens to choose how many tokens to add",
-                      UserWarning, stacklevel=5)
-    if prompt_len >= max_length:
-        raise ValueError(f"the {what} already has {prompt_len} tokens but "
-                         f"{how} allows at most {max_length}: raise max_length or set max_new_tokens")
-    if max_length + extra - 1 > usable:
-        raise ValueError(f"{how} with a {prompt_len + extra}-token prompt needs {max_length + extra - 1} decoder "
-                         "positions, but the "
-                         f"decoder has {usable} (max_position_embeddings = {table}); lower max_length / "
-                         "max_new_tokens or truncate the prompt")
-    return max_length
+    return resolve_max_length(config, usable_positions=contract.usable_positions,
+                              max_positions=contract.max_positions, prompt_len=prompt_len, what=what, extra=extra,
+                              custom_max_length=custom, stacklevel=6)
 
 
 # ---- 4. search ---------------------------------------------------------------------------------------------------

@@ -28,12 +28,11 @@ from torch import nn
 from .. import outputs as O
 from ..checkpoint.composite import load_composite, save_composite
 from ..checkpoint.pretrained import LoadRequest
-from ..config.auto import AutoConfig
 from ..config.encoder_decoder import EncoderDecoderConfig
+from ..config.loading import side_config, take_prefixed
 from ..nn import Attention, KVCache
 from ..nn.losses import check_label_range, cross_entropy, padding_is_scored
 from ..outputs import as_encoder_output
-from ..storage.options import LoadOptions
 from .auto import AutoModel, AutoModelForCausalLM
 from .base import PreTrainedModel
 
@@ -83,11 +82,6 @@ def _check_accepted(model: nn.Module, side: str, extras: dict[str, Any], prefix:
     if unknown:
         raise TypeError(f"EncoderDecoderModel.forward() got unexpected arguments {unknown}: the {side} "
                         f"({type(model).__name__}) takes no such argument")
-
-
-def _take_prefixed(kwargs: dict[str, Any], prefix: str, keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Pop ``prefix``-named arguments out of kwargs, returned without the prefix (``keep`` names stay)."""
-    return {k[len(prefix):]: kwargs.pop(k) for k in list(kwargs) if k.startswith(prefix) and k not in keep}
 
 
 class EncoderDecoderModel(PreTrainedModel):
@@ -221,7 +215,7 @@ class EncoderDecoderModel(PreTrainedModel):
                 labels=None, use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None,
                 **kwargs):
         # Unprefixed extras (token_type_ids, head_mask...) go to the encoder, decoder_-prefixed ones to the decoder.
-        dec_kwargs = _take_prefixed(kwargs, "decoder_")
+        dec_kwargs = take_prefixed(kwargs, "decoder_")
         if kwargs:
             _check_accepted(self.encoder, "encoder", kwargs)
         if dec_kwargs:
@@ -325,14 +319,14 @@ class EncoderDecoderModel(PreTrainedModel):
         config (e.g. ``decoder_start_token_id``, ``pad_token_id``). The decoder is loaded with
         ``is_decoder=True, add_cross_attention=True``: its cross-attention is new and reported as such.
         """
-        enc_kw = _take_prefixed(kwargs, "encoder_")
-        dec_kw = _take_prefixed(kwargs, "decoder_", keep=("decoder_start_token_id",))
+        enc_kw = take_prefixed(kwargs, "encoder_")
+        dec_kw = take_prefixed(kwargs, "decoder_", keep=("decoder_start_token_id",))
         encoder = enc_kw.pop("model", None)
         if encoder is None:
             if encoder_pretrained_model_name_or_path is None:
                 raise ValueError("pass encoder_pretrained_model_name_or_path or a ready model as encoder_model=")
             if "config" not in enc_kw:
-                enc_kw["config"] = _side_config(encoder_pretrained_model_name_or_path, enc_kw)
+                enc_kw["config"] = side_config(encoder_pretrained_model_name_or_path, enc_kw, LoadRequest.KEYWORDS)
                 if enc_kw["config"].is_decoder or enc_kw["config"].add_cross_attention:
                     log.info("%s is loaded as an encoder: causal mask and cross-attention off",
                              encoder_pretrained_model_name_or_path)
@@ -343,7 +337,7 @@ class EncoderDecoderModel(PreTrainedModel):
             if decoder_pretrained_model_name_or_path is None:
                 raise ValueError("pass decoder_pretrained_model_name_or_path or a ready model as decoder_model=")
             if "config" not in dec_kw:
-                dec_kw["config"] = _side_config(decoder_pretrained_model_name_or_path, dec_kw)
+                dec_kw["config"] = side_config(decoder_pretrained_model_name_or_path, dec_kw, LoadRequest.KEYWORDS)
             if not (dec_kw["config"].is_decoder and dec_kw["config"].add_cross_attention):
                 log.info("%s is loaded as a decoder: cross-attention layers are added and newly initialised",
                          decoder_pretrained_model_name_or_path)
@@ -351,14 +345,3 @@ class EncoderDecoderModel(PreTrainedModel):
             decoder = AutoModelForCausalLM.from_pretrained(decoder_pretrained_model_name_or_path, **dec_kw)
         config = EncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config, **kwargs)
         return cls(config=config, encoder=encoder, decoder=decoder).eval()
-
-
-def _side_config(path: str | os.PathLike, side_kwargs: dict[str, Any]):
-    """Load one side's config and move the keyword arguments that are its fields into it."""
-    options = LoadOptions.peek(side_kwargs)
-    config = AutoConfig.from_pretrained(path, **options)
-    for key in [k for k in side_kwargs if k not in LoadRequest.KEYWORDS and hasattr(config, k)]:
-        setattr(config, key, side_kwargs.pop(key))
-    config.validate()
-    return config
-

@@ -13,7 +13,6 @@ pre-scaled and passed in through the additive mask, so the fast path still serve
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
