@@ -118,7 +118,8 @@ _RECORDS = (
                     "flax": _tasks("warmstart.flax.gpt2", base="FlaxGPT2Model", causal_lm="FlaxGPT2LMHeadModel")}),
     # A composite: each side is mapped by its own family's key map; the tokenizer is the encoder's.
     Family("encoder-decoder", "warmstart.config.encoder_decoder:EncoderDecoderConfig",
-           classes={"pt": _tasks("warmstart.models.encoder_decoder", seq2seq_lm="EncoderDecoderModel")}),
+           classes={"pt": _tasks("warmstart.models.encoder_decoder", seq2seq_lm="EncoderDecoderModel"),
+                    "flax": _tasks("warmstart.flax.encoder_decoder", seq2seq_lm="FlaxEncoderDecoderModel")}),
 )
 FAMILIES = MappingProxyType({f.model_type: f for f in _RECORDS})
 

@@ -30,7 +30,8 @@ _EXPORTS = {
                  "FlaxMaskedLMOutput", "FlaxSequenceClassifierOutput", "FlaxTokenClassifierOutput",
                  "FlaxQuestionAnsweringModelOutput", "FlaxMultipleChoiceModelOutput",
                  "FlaxNextSentencePredictorOutput", "FlaxBertForPreTrainingOutput",
-                 "FlaxCausalLMOutputWithCrossAttentions"],
+                 "FlaxCausalLMOutputWithCrossAttentions", "FlaxBaseModelOutput", "FlaxSeq2SeqLMOutput"],
+    ".encoder_decoder": ["FlaxEncoderDecoderModel"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -15,7 +15,7 @@ from ..config.gpt2 import GPT2Config
 from . import outputs as O
 from .bert import _CausalLMHead
 from .modeling import FlaxPreTrainedModel
-from .stack import FlaxBertLayerCollection, _act, _init, attend, attention_bias, cache_step
+from .stack import FlaxBertLayerCollection, _act, _init, attend, attention_bias, cache_step, cross_cache_step
 
 __all__ = ["FlaxGPT2PreTrainedModel", "FlaxGPT2Model", "FlaxGPT2LMHeadModel"]
 
@@ -42,7 +42,8 @@ class FlaxGPT2Attention(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x, bias, kv=None, head_mask=None, deterministic: bool = True, decode_mask=None):
+    def __call__(self, x, bias, kv=None, head_mask=None, deterministic: bool = True, decode_mask=None,
+                 cross_cache: str = "off"):
         c = self.config
         heads, head_dim = c.n_head, c.n_embd // c.n_head
 
@@ -51,8 +52,10 @@ class FlaxGPT2Attention(nn.Module):
 
         if self.cross:
             q = split(FlaxConv1D(c.n_embd, c, self.dtype, name="q_attn")(x))
-            k, v = jnp.split(FlaxConv1D(2 * c.n_embd, c, self.dtype, name="c_attn")(kv), 2, axis=-1)
-            k, v = split(k), split(v)
+            def project():
+                k, v = jnp.split(FlaxConv1D(2 * c.n_embd, c, self.dtype, name="c_attn")(kv), 2, axis=-1)
+                return split(k), split(v)
+            k, v = project() if cross_cache == "off" else cross_cache_step(self, cross_cache, project)
         else:
             q, k, v = map(split, jnp.split(FlaxConv1D(3 * c.n_embd, c, self.dtype, name="c_attn")(x), 3, axis=-1))
             if decode_mask is not None or self.is_initializing() or self.has_variable("cache", "cached_key"):
@@ -93,12 +96,14 @@ class FlaxGPT2Block(nn.Module):
             self.crossattention = FlaxGPT2Attention(c, cross=True, dtype=self.dtype)
         self.mlp = FlaxGPT2MLP(c, dtype=self.dtype)
 
-    def __call__(self, x, bias, enc, enc_bias, head_mask, deterministic: bool = True, decode_mask=None):
+    def __call__(self, x, bias, enc, enc_bias, head_mask, deterministic: bool = True, decode_mask=None,
+                 cross_cache: str = "off"):
         h, probs = self.attn(self.ln_1(x), bias, None, head_mask, deterministic, decode_mask)
         x = x + h
         cross = None
         if enc is not None:
-            h, cross = self.crossattention(self.ln_cross_attn(x), enc_bias, enc, None, deterministic)
+            h, cross = self.crossattention(self.ln_cross_attn(x), enc_bias, enc, None, deterministic,
+                                           cross_cache=cross_cache)
             x = x + h
         return x + self.mlp(self.ln_2(x), deterministic), probs, cross
 
@@ -107,7 +112,7 @@ class FlaxGPT2Blocks(FlaxBertLayerCollection):
     """The blocks, named "0", "1", ... under ``h`` (v4's tree), run as the BERT layers are."""
 
     def setup(self):
-        block = nn.remat(FlaxGPT2Block, static_argnums=(6,)) if self.gradient_checkpointing else FlaxGPT2Block
+        block = nn.remat(FlaxGPT2Block, static_argnums=(6, 8)) if self.gradient_checkpointing else FlaxGPT2Block
         self.layers = [block(self.config, dtype=self.dtype, name=str(i)) for i in range(self.config.n_layer)]
 
 
@@ -134,7 +139,8 @@ class FlaxGPT2Module(nn.Module):
 
     def __call__(self, input_ids, attention_mask=None, position_ids=None, head_mask=None,
                  encoder_hidden_states=None, encoder_attention_mask=None, deterministic: bool = True,
-                 output_attentions: bool = False, output_hidden_states: bool = False, decode: bool = False):
+                 output_attentions: bool = False, output_hidden_states: bool = False, decode: bool = False,
+                 cross_cache: str = "off"):
         x = self.wte(input_ids.astype("i4")) + self.wpe(position_ids.astype("i4"))
         x = self.dropout(x, deterministic=deterministic)
         decode_mask = attention_mask if decode else None
@@ -143,7 +149,7 @@ class FlaxGPT2Module(nn.Module):
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
             enc_bias = attention_bias(encoder_attention_mask, False, 0, self.dtype)
         x, hidden, attentions, cross = self.h(x, bias, encoder_hidden_states, enc_bias, head_mask, deterministic,
-                                              output_attentions, output_hidden_states, decode_mask)
+                                              output_attentions, output_hidden_states, decode_mask, cross_cache)
         hidden = list(hidden)
         x = self.ln_f(x)
         if output_hidden_states:

@@ -23,15 +23,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..checkpoint import flax_io
-from ..checkpoint.flax_layout import align_flat_prefix, convert_to_flax, flatten_tree, unflatten_tree
+from ..checkpoint.flax_layout import (align_flat_prefix, convert_to_flax, flatten_tree, from_flax_tree,
+                                      unflatten_tree)
 from ..checkpoint.keymaps import FLAX_BACKBONE_ROOTS, FLAX_NEW_WEIGHTS_OK
 from ..config.base import CONFIG_NAME
-from ..config.loading import load_model_config
+from ..config.loading import attach_generation_config, load_model_config
 from ..storage.atomic import atomic_save
 from ..storage.files import CheckpointError
 from ..storage.options import LoadOptions
 
-__all__ = ["FlaxLoadingMixin", "FlaxLoadingError"]
+__all__ = ["FlaxLoadingMixin", "FlaxLoadingError", "FLAX_LOAD_KEYWORDS"]
 
 log = logging.getLogger("warmstart")
 
@@ -87,6 +88,11 @@ def read_checkpoint(folder: Path, *, from_pt: bool) -> tuple[dict[str, Any], str
     return state, "pt"
 
 
+# The keywords from_pretrained keeps for itself (the rest may name config fields).
+FLAX_LOAD_KEYWORDS = frozenset({"config", "from_pt", "_do_init", "ignore_mismatched_sizes", "output_loading_info",
+                                "input_shape", "seed", "dtype", *LoadOptions.names(), *LoadOptions.IGNORED})
+
+
 class FlaxLoadingMixin:
     """from_pretrained / save_pretrained of FlaxPreTrainedModel."""
 
@@ -101,7 +107,8 @@ class FlaxLoadingMixin:
         do_init = bool(kwargs.pop("_do_init", True))
         ignore_mismatched = bool(kwargs.pop("ignore_mismatched_sizes", False))
         output_loading_info = bool(kwargs.pop("output_loading_info", False))
-        input_shape = kwargs.pop("input_shape", (1, 1))
+        # Each class's own default shape unless one is given (a composite's is a pair of shapes).
+        shape = {"input_shape": kwargs.pop("input_shape")} if "input_shape" in kwargs else {}
         seed = kwargs.pop("seed", 0)
         for name in ("from_tf", "from_flax"):
             if kwargs.pop(name, False):
@@ -111,10 +118,10 @@ class FlaxLoadingMixin:
 
         folder = resolve(pretrained_model_name_or_path, options, files=MODEL_FILES if from_pt else FLAX_MODEL_FILES)
         config, model_kwargs = load_model_config(cls, folder, config, kwargs)
-        model = cls(config, *model_args, input_shape=input_shape, seed=seed, dtype=dtype, _do_init=False,
-                    **model_kwargs)
+        model = cls(config, *model_args, **shape, seed=seed, dtype=dtype, _do_init=False, **model_kwargs)
         theirs, fmt = read_checkpoint(folder, from_pt=from_pt)
         params, info = model._fit_checkpoint(theirs, fmt, str(folder), ignore_mismatched)
+        attach_generation_config(model, folder)
         if do_init:
             if info["missing_keys"] or info["mismatched_keys"]:
                 params = model.init_weights(model.key, model.input_shape, params)
@@ -189,8 +196,12 @@ class FlaxLoadingMixin:
 
     def save_pretrained(self, save_directory, params=None, push_to_hub: bool = False,
                         max_shard_size: int | str = "10GB", safe_serialization: bool = False,
-                        is_main_process: bool = True, **ignored: Any) -> None:
-        """Write config.json and the params (``params`` or the model's own) as v4 does; atomic."""
+                        is_main_process: bool = True, for_pytorch: bool = False, **ignored: Any) -> None:
+        """Write config.json and the params (``params`` or the model's own) as v4 does; atomic.
+
+        Beyond v4, ``for_pytorch=True`` writes PyTorch-named ``model.safetensors`` (format "pt", kernels
+        transposed back, tied projections left out) instead: the PyTorch class of the same name loads the folder
+        directly, and so does this one."""
         if push_to_hub:
             raise NotImplementedError("push_to_hub is not supported: save to a folder, then upload it with "
                                       "huggingface_hub.upload_folder")
@@ -214,10 +225,22 @@ class FlaxLoadingMixin:
             gen = getattr(self, "generation_config", None)
             if gen is not None and hasattr(gen, "save_pretrained_into"):
                 gen.save_pretrained_into(tmp)
-            if safe_serialization:
-                flax_io.write_flax_safetensors(host, tmp / "model.safetensors")
+            if for_pytorch:
+                from safetensors.numpy import save_file
+
+                save_file(self._pytorch_state(host), str(tmp / "model.safetensors"), metadata={"format": "pt"})
             else:
-                flax_io.write_flax_weights(host, tmp, max_shard_size=max_shard_size)
+                self._write_weights(host, tmp, safe_serialization, max_shard_size)
 
         atomic_save(save_directory, write)
+
+    def _write_weights(self, host: dict, folder: Path, safe_serialization: bool, max_shard_size) -> None:
+        if safe_serialization:
+            flax_io.write_flax_safetensors(host, folder / "model.safetensors")
+        else:
+            flax_io.write_flax_weights(host, folder, max_shard_size=max_shard_size)
+
+    def _pytorch_state(self, host: dict) -> dict[str, np.ndarray]:
+        """The params under transformers' PyTorch names (a Flax head tree and its PyTorch model share prefixes)."""
+        return {k: np.ascontiguousarray(v) for k, v in from_flax_tree(host).items()}
 

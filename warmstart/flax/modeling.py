@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
+from .generation import FlaxGenerationMixin
 from .loading import FlaxLoadingMixin
 
 __all__ = ["FlaxPreTrainedModel"]
@@ -40,7 +41,7 @@ def check_ids(name: str, ids, upper: int, what: str) -> None:
         raise ValueError(f"{name} contains {lo if lo < 0 else hi}, outside [0, {upper}) ({what} = {upper})")
 
 
-class FlaxPreTrainedModel(FlaxLoadingMixin):
+class FlaxPreTrainedModel(FlaxLoadingMixin, FlaxGenerationMixin):
     config_class = None
     module_class = None
     base_model_prefix = "bert"

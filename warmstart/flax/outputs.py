@@ -15,7 +15,8 @@ from ..outputs import _output
 __all__ = ["FlaxBaseModelOutputWithPoolingAndCrossAttentions", "FlaxBaseModelOutputWithPastAndCrossAttentions",
            "FlaxMaskedLMOutput", "FlaxSequenceClassifierOutput", "FlaxTokenClassifierOutput",
            "FlaxQuestionAnsweringModelOutput", "FlaxMultipleChoiceModelOutput", "FlaxNextSentencePredictorOutput",
-           "FlaxBertForPreTrainingOutput", "FlaxCausalLMOutputWithCrossAttentions"]
+           "FlaxBertForPreTrainingOutput", "FlaxCausalLMOutputWithCrossAttentions", "FlaxBaseModelOutput",
+           "FlaxSeq2SeqLMOutput"]
 
 
 def _flax_output(name: str, *names: str) -> type:
@@ -48,3 +49,7 @@ FlaxBertForPreTrainingOutput = _flax_output("FlaxBertForPreTrainingOutput", "los
 FlaxCausalLMOutputWithCrossAttentions = _flax_output(
     "FlaxCausalLMOutputWithCrossAttentions", "loss", "logits", "past_key_values", "hidden_states", "attentions",
     "cross_attentions")
+FlaxBaseModelOutput = _flax_output("FlaxBaseModelOutput", "last_hidden_state", "hidden_states", "attentions")
+FlaxSeq2SeqLMOutput = _flax_output(
+    "FlaxSeq2SeqLMOutput", "loss", "logits", "past_key_values", "decoder_hidden_states", "decoder_attentions",
+    "cross_attentions", "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")

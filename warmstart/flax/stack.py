@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["ACTIVATIONS", "FlaxBertEmbeddings", "FlaxBertLayer", "FlaxBertEncoder", "FlaxBertPooler",
-           "FlaxBertModule", "FlaxBertLMPredictionHead", "attention_bias", "attend", "cache_step"]
+           "FlaxBertModule", "FlaxBertLMPredictionHead", "attention_bias", "attend", "cache_step",
+           "cross_cache_step"]
 
 
 def _gelu_tanh(x):
@@ -109,6 +110,24 @@ def cache_step(module: nn.Module, k, v, decode_mask):
     return key.value, value.value, _bias(allowed, k.dtype), start
 
 
+def cross_cache_step(module: nn.Module, mode: str, project):
+    """Cross-attention keys/values computed once per generation (``mode`` "fill", the prefill: ``project()`` runs
+    and its (B, S, H, D) result is kept in the ``cache`` collection as ``cross_key`` / ``cross_value``) and read
+    back at every later step (``mode`` "read": no projection of the encoder states at all). Beyond v4, whose Flax
+    decoders re-project the encoder states at every step; only generate() uses it, so v4's cache tree is
+    unchanged for everyone else."""
+    if mode not in ("fill", "read"):
+        raise ValueError(f"cross_cache must be 'off', 'fill' or 'read', got {mode!r}")
+    if mode == "fill":
+        k, v = project()
+        module.variable("cache", "cross_key", jnp.zeros, k.shape, k.dtype).value = k
+        module.variable("cache", "cross_value", jnp.zeros, v.shape, v.dtype).value = v
+        return k, v
+    if not module.has_variable("cache", "cross_key"):
+        raise ValueError("cross_cache='read' before a 'fill' call: the cache holds no cross-attention keys")
+    return module.get_variable("cache", "cross_key"), module.get_variable("cache", "cross_value")
+
+
 class FlaxBertEmbeddings(nn.Module):
     """Word + position + token-type vectors, LayerNorm, dropout (v4 names: word_embeddings, LayerNorm, ...)."""
 
@@ -150,7 +169,7 @@ class FlaxBertSelfAttention(nn.Module):
     # query/key/value, so they cannot live in a child module).
     @nn.compact
     def __call__(self, x, bias=None, kv=None, head_mask=None, deterministic: bool = True, decode_mask=None,
-                 causal: bool = False):
+                 causal: bool = False, cross_cache: str = "off"):
         c = self.config
         if c.hidden_size % c.num_attention_heads:
             raise ValueError(f"hidden_size ({c.hidden_size}) must be a multiple of num_attention_heads "
@@ -161,8 +180,12 @@ class FlaxBertSelfAttention(nn.Module):
             y = nn.Dense(c.hidden_size, kernel_init=_init(c), dtype=self.dtype, name=name)(source)
             return y.reshape(y.shape[:2] + (heads, head_dim))
 
-        source = x if kv is None else kv
-        q, k, v = project("query", x), project("key", source), project("value", source)
+        q = project("query", x)
+        if kv is not None and cross_cache != "off":
+            k, v = cross_cache_step(self, cross_cache, lambda: (project("key", kv), project("value", kv)))
+        else:
+            source = x if kv is None else kv
+            k, v = project("key", source), project("value", source)
         start = 0
         if causal and kv is None and (decode_mask is not None or self.is_initializing()
                                       or self.has_variable("cache", "cached_key")):
@@ -210,8 +233,8 @@ class FlaxBertAttention(nn.Module):
         self.output = FlaxBertSelfOutput(self.config, dtype=self.dtype)
 
     def __call__(self, x, bias=None, kv=None, head_mask=None, deterministic: bool = True, decode_mask=None,
-                 causal: bool = False):
-        h, probs = self.self(x, bias, kv, head_mask, deterministic, decode_mask, causal)
+                 causal: bool = False, cross_cache: str = "off"):
+        h, probs = self.self(x, bias, kv, head_mask, deterministic, decode_mask, causal, cross_cache)
         return self.output(h, x, deterministic), probs
 
 
@@ -242,11 +265,12 @@ class FlaxBertLayer(nn.Module):
         self.intermediate = FlaxBertIntermediate(c, dtype=self.dtype)
         self.output = FlaxBertSelfOutput(c, dtype=self.dtype)
 
-    def __call__(self, x, bias, enc, enc_bias, head_mask, deterministic: bool = True, decode_mask=None):
+    def __call__(self, x, bias, enc, enc_bias, head_mask, deterministic: bool = True, decode_mask=None,
+                 cross_cache: str = "off"):
         x, probs = self.attention(x, bias, None, head_mask, deterministic, decode_mask, bool(self.config.is_decoder))
         cross = None
         if enc is not None:
-            x, cross = self.crossattention(x, enc_bias, enc, None, deterministic)
+            x, cross = self.crossattention(x, enc_bias, enc, None, deterministic, cross_cache=cross_cache)
         return self.output(self.intermediate(x), x, deterministic), probs, cross
 
 
@@ -258,18 +282,19 @@ class FlaxBertLayerCollection(nn.Module):
     gradient_checkpointing: bool = False
 
     def setup(self):
-        # Rematerialise each layer in backward: memory for compute. Argument 6 (deterministic) is a Python bool.
-        cls = nn.remat(FlaxBertLayer, static_argnums=(6,)) if self.gradient_checkpointing else FlaxBertLayer
+        # Rematerialise each layer in backward: memory for compute. Arguments 6 (deterministic) and 8 (cross_cache)
+        # are Python values.
+        cls = nn.remat(FlaxBertLayer, static_argnums=(6, 8)) if self.gradient_checkpointing else FlaxBertLayer
         self.layers = [cls(self.config, dtype=self.dtype, name=str(i)) for i in range(self.config.num_hidden_layers)]
 
     def __call__(self, x, bias, enc, enc_bias, head_mask, deterministic, output_attentions, output_hidden_states,
-                 decode_mask=None):
+                 decode_mask=None, cross_cache: str = "off"):
         hidden, attentions, cross = [], [], []
         for i, layer in enumerate(self.layers):
             if output_hidden_states:
                 hidden.append(x)
             x, probs, cross_probs = layer(x, bias, enc, enc_bias, None if head_mask is None else head_mask[i],
-                                          deterministic, decode_mask)
+                                          deterministic, decode_mask, cross_cache)
             if output_attentions:
                 attentions.append(probs)
                 if cross_probs is not None:
@@ -322,7 +347,8 @@ class FlaxBertModule(nn.Module):
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                  encoder_hidden_states=None, encoder_attention_mask=None, deterministic: bool = True,
-                 output_attentions: bool = False, output_hidden_states: bool = False, decode: bool = False):
+                 output_attentions: bool = False, output_hidden_states: bool = False, decode: bool = False,
+                 cross_cache: str = "off"):
         c = self.config
         x = self.embeddings(input_ids, token_type_ids, position_ids, deterministic)
         # Decoding with a cache, attention_mask covers the whole cache (B, L): each attention builds its own bias.
@@ -333,7 +359,7 @@ class FlaxBertModule(nn.Module):
             enc_bias = attention_bias(encoder_attention_mask, False, 0, self.dtype)
         x, hidden, attentions, cross = self.encoder(
             x, bias, encoder_hidden_states, enc_bias, head_mask, deterministic, output_attentions,
-            output_hidden_states, decode_mask)
+            output_hidden_states, decode_mask, cross_cache)
         return {
             "last_hidden_state": x,
             "pooler_output": self.pooler(x) if self.add_pooling_layer else None,
