@@ -92,13 +92,20 @@ def _train_parser(sub) -> None:
             p.add_argument(flag, type=kind, default=default, required=default is None and f.name in
                            ("output_dir", "train_file"), help=help_)
     p.add_argument("--samples", type=int, default=5, help="held-out examples to print before/after (default 5)")
+    p.add_argument("--framework", choices=("pt", "flax"), default="pt",
+                   help="pt (default): the PyTorch loop; flax: the same recipe in JAX (pip install warmstart[flax])")
 
 
 def train(args: argparse.Namespace) -> None:
     import logging
 
     from .train.config import TrainingConfig
-    from .train.loop import train as run
+
+    if getattr(args, "framework", "pt") == "flax":
+        from . import flax  # noqa: F401  (without jax/flax: one ImportError saying what to install, before any work)
+        from .train.flax_loop import train as run
+    else:
+        from .train.loop import train as run
 
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     options = {k: v for k, v in vars(args).items() if k in TrainingConfig.field_names()}

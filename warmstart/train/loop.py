@@ -129,6 +129,16 @@ def prepare_features(examples, tokenizer, decoder_tokenizer, ids: dict[str, int]
     return features
 
 
+def checked_features(config: TrainingConfig, examples, tokenizer, decoder_tokenizer, ids: dict[str, int], enc_cfg,
+                     dec_cfg) -> list[dict]:
+    """prepare_features with the run's lengths, every source and target checked against the position tables."""
+    feats = prepare_features(examples, tokenizer, decoder_tokenizer, ids, config.max_source_length,
+                             config.max_target_length)
+    check_source_lengths(feats, position_limit(enc_cfg, "encoder"), examples)
+    check_target_lengths(feats, position_limit(dec_cfg, "decoder"), examples)
+    return feats
+
+
 # -- set-up --------------------------------------------------------------------------------------------
 def _load_tokenizers(config: TrainingConfig):
     from ..tokenizers import AutoTokenizer
@@ -263,12 +273,8 @@ class _Run:
         barrier(env)
 
     def _features(self, examples, enc_cfg, dec_cfg) -> list[dict]:
-        c = self.config
-        feats = prepare_features(examples, self.tokenizer, self.decoder_tokenizer, self.ids, c.max_source_length,
-                                 c.max_target_length)
-        check_source_lengths(feats, position_limit(enc_cfg, "encoder"), examples)
-        check_target_lengths(feats, position_limit(dec_cfg, "decoder"), examples)
-        return feats
+        return checked_features(self.config, examples, self.tokenizer, self.decoder_tokenizer, self.ids, enc_cfg,
+                                dec_cfg)
 
     def say(self, message: str) -> None:
         if self.env.is_main and self.config.verbose:
