@@ -136,6 +136,18 @@ def test_pytorch_reads_our_files_and_we_read_them_back(pair, name, tmp_path):
     assert np.abs(np.asarray(out.logits) - np.asarray(got.logits)).max() <= ATOL
 
 
+def test_output_flags_and_tuples(pair):
+    _, fx, _ = pair("bert2gpt2")
+    ids, mask, _ = _batch()
+    out = fx(ids, attention_mask=mask, decoder_input_ids=ids[:, :4], output_attentions=True,
+             output_hidden_states=True)
+    assert len(out.encoder_hidden_states) == len(out.decoder_hidden_states) == 3  # embeddings + 2 layers
+    assert out.encoder_attentions[0].shape == (2, 4, 7, 7) and out.decoder_attentions[0].shape == (2, 4, 4, 4)
+    assert out.cross_attentions[0].shape == (2, 4, 4, 7)
+    plain = fx(ids, attention_mask=mask, decoder_input_ids=ids[:, :4], return_dict=False)
+    assert isinstance(plain, tuple) and np.array_equal(np.asarray(plain[0]), np.asarray(out.logits))
+
+
 def test_cached_decoding_equals_the_full_forward(pair):
     _, fx, _ = pair("bert2gpt2")
     ids, mask, _ = _batch()

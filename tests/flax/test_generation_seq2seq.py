@@ -95,6 +95,10 @@ def test_encoder_outputs_and_length_buckets(pair):
     lmask = torch.cat([mask, torch.zeros_like(mask[:, :3])], dim=1)
     np.testing.assert_array_equal(fx.generate(longer.numpy(), attention_mask=lmask.numpy(), **kw).sequences, plain)
     assert fx._generate_traces == traces, "9 and 12 encoder tokens share one compiled program"
+    # One row (run as two identical rows on CPU, the first returned) gives the first row's tokens
+    one = fx.generate(ids[:1].numpy(), attention_mask=mask[:1].numpy(), **kw).sequences
+    assert one.shape == (1, plain.shape[1])
+    np.testing.assert_array_equal(one, plain[:1])
     sample = dict(do_sample=True, max_new_tokens=6, prng_key=jax.random.PRNGKey(1))
     a = fx.generate(ids.numpy(), attention_mask=mask.numpy(), **sample).sequences
     np.testing.assert_array_equal(a, fx.generate(ids.numpy(), attention_mask=mask.numpy(), **sample).sequences)
