@@ -14,7 +14,7 @@ from ..storage.options import LoadOptions
 from .base import ConfigError, PretrainedConfig, load_config_dict
 from .bert import BertConfig
 
-__all__ = ["EncoderDecoderConfig"]
+__all__ = ["EncoderDecoderConfig", "check_shift_ids"]
 
 log = logging.getLogger("warmstart")
 
@@ -85,3 +85,13 @@ class EncoderDecoderConfig(PretrainedConfig):
             )
         config = cls.from_dict(data, **kwargs)
         return (config, {}) if return_unused else config
+
+
+def check_shift_ids(pad_token_id: int | None, decoder_start_token_id: int | None) -> None:
+    """What shifting labels into decoder inputs needs (every wing's shift_tokens_right): a start and a pad id."""
+    if decoder_start_token_id is None:
+        raise ValueError("config.decoder_start_token_id is None, so labels cannot be shifted into decoder_input_ids; "
+                         "set it, e.g. model.config.decoder_start_token_id = tokenizer.cls_token_id")
+    if pad_token_id is None:
+        raise ValueError("config.pad_token_id is None, so -100 labels cannot be turned into decoder inputs; set it, "
+                         "e.g. model.config.pad_token_id = tokenizer.pad_token_id")

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..config.encoder_decoder import EncoderDecoderConfig
+from ..config.encoder_decoder import EncoderDecoderConfig, check_shift_ids
 from . import outputs as O
 from .auto import FlaxAutoModel, FlaxAutoModelForCausalLM
 from .bert import _check_label_range
@@ -49,12 +49,7 @@ def needs_projection(config: EncoderDecoderConfig) -> bool:
 
 def shift_tokens_right(labels, pad_token_id: int | None, decoder_start_token_id: int | None):
     """Teacher forcing (as the PyTorch wing): the decoder reads [start, y_0 .. y_{T-2}]; -100 becomes padding."""
-    if decoder_start_token_id is None:
-        raise ValueError("config.decoder_start_token_id is None, so labels cannot be shifted into decoder_input_ids; "
-                         "set it, e.g. model.config.decoder_start_token_id = tokenizer.cls_token_id")
-    if pad_token_id is None:
-        raise ValueError("config.pad_token_id is None, so -100 labels cannot be turned into decoder inputs; set it, "
-                         "e.g. model.config.pad_token_id = tokenizer.pad_token_id")
+    check_shift_ids(pad_token_id, decoder_start_token_id)
     labels = jnp.asarray(labels)
     shifted = jnp.concatenate([jnp.full_like(labels[:, :1], decoder_start_token_id), labels[:, :-1]], axis=1)
     return jnp.where(shifted == -100, pad_token_id, shifted)

@@ -32,8 +32,8 @@ import numpy as np
 from ..config.generation import GenerationConfig
 from ..families import is_causal
 from ..generation.mixin import GenerationMixin
-from ..generation.settings import (check_token_ids, finished_row_pad, resolve_lengths, resolve_max_length,
-                                   resolve_settings)
+from ..generation.settings import (check_token_ids, decoder_start_id, finished_row_pad, resolve_lengths,
+                                   resolve_max_length, resolve_settings)
 from .outputs import _flax_output
 from .processors import build_processors, refuse_unsupported
 from .search import SearchSpec, beam_search, greedy_or_sample, repeat_rows
@@ -300,11 +300,7 @@ class FlaxGenerationMixin(GenerationMixin):
             encoder = self._bucketed(ids, mask, types, positions)
         else:
             raise ValueError("an encoder-decoder needs encoder input: pass input_ids (or encoder_outputs)")
-        start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
-        if start is None:
-            raise ValueError("decoder_start_token_id is not set, so the decoder has no first token: set "
-                             "model.config.decoder_start_token_id (e.g. tokenizer.cls_token_id for BERT) or pass "
-                             "decoder_start_token_id=... to generate()")
+        start = decoder_start_id(config)
         dec = np.full((batch, 1), start, np.int32)
         dmask = None
         if decoder_ids is not None:

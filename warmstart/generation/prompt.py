@@ -16,6 +16,7 @@ import torch
 
 from ..outputs import as_encoder_output
 from .contract import ModelContract
+from .settings import decoder_start_id
 
 __all__ = ["Inputs", "Prompt", "take_inputs", "seq2seq_prompt", "decoder_only_prompt", "check_ids_tensor"]
 
@@ -105,11 +106,7 @@ def seq2seq_prompt(contract: ModelContract, config, given: Inputs) -> Prompt:
         batch = inputs_embeds.shape[0]
     else:
         raise ValueError("an encoder-decoder needs encoder input: pass input_ids (or inputs_embeds / encoder_outputs)")
-    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
-    if start is None:
-        raise ValueError("decoder_start_token_id is not set, so the decoder has no first token: set "
-                         "model.config.decoder_start_token_id (e.g. tokenizer.cls_token_id for BERT) or pass "
-                         "decoder_start_token_id=... to generate()")
+    start = decoder_start_id(config)
     first = torch.full((batch, 1), start, dtype=torch.long, device=contract.device)
     decoder_ids = extra.pop("decoder_input_ids", None)
     decoder_mask = extra.pop("decoder_attention_mask", None)

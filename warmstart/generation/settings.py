@@ -17,7 +17,8 @@ from typing import Any
 
 from ..config.generation import UNSUPPORTED, GenerationConfig
 
-__all__ = ["Settings", "resolve_settings", "id_list", "check_token_ids", "resolve_max_length", "resolve_lengths"]
+__all__ = ["Settings", "resolve_settings", "id_list", "check_token_ids", "resolve_max_length", "resolve_lengths",
+           "decoder_start_id"]
 
 log = logging.getLogger("warmstart")
 
@@ -131,3 +132,13 @@ def finished_row_pad(config: GenerationConfig, eos_ids: list[int] | None) -> int
     if pad is None and eos_ids:
         pad = eos_ids[0]
     return pad
+
+
+def decoder_start_id(config: GenerationConfig) -> int:
+    """The encoder-decoder's first decoder token: decoder_start_token_id, else bos_token_id (transformers' rule)."""
+    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+    if start is None:
+        raise ValueError("decoder_start_token_id is not set, so the decoder has no first token: set "
+                         "model.config.decoder_start_token_id (e.g. tokenizer.cls_token_id for BERT) or pass "
+                         "decoder_start_token_id=... to generate()")
+    return start

@@ -28,7 +28,7 @@ from torch import nn
 from .. import outputs as O
 from ..checkpoint.composite import load_composite, save_composite
 from ..checkpoint.pretrained import LoadRequest
-from ..config.encoder_decoder import EncoderDecoderConfig
+from ..config.encoder_decoder import EncoderDecoderConfig, check_shift_ids
 from ..config.loading import side_config, take_prefixed
 from ..nn import Attention, KVCache
 from ..nn.losses import check_label_range, cross_entropy, padding_is_scored
@@ -45,12 +45,7 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_s
                        ) -> torch.Tensor:
     """Teacher forcing: the decoder reads [start, y_0 .. y_{T-2}] and is scored against [y_0 .. y_{T-1}];
     ignored (-100) label positions become padding."""
-    if decoder_start_token_id is None:
-        raise ValueError("config.decoder_start_token_id is None, so labels cannot be shifted into decoder_input_ids; "
-                         "set it, e.g. model.config.decoder_start_token_id = tokenizer.cls_token_id")
-    if pad_token_id is None:
-        raise ValueError("config.pad_token_id is None, so -100 labels cannot be turned into decoder inputs; set it, "
-                         "e.g. model.config.pad_token_id = tokenizer.pad_token_id")
+    check_shift_ids(pad_token_id, decoder_start_token_id)
     shifted = labels.new_empty(labels.shape)
     shifted[:, 1:] = labels[:, :-1]
     shifted[:, 0] = decoder_start_token_id
