@@ -22,7 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import msgpack
+try:  # only the msgpack files need it; the safetensors helpers here serve the TF wing too
+    import msgpack
+except ImportError:  # pragma: no cover - installed with warmstart[flax]
+    msgpack = None
 import numpy as np
 
 from ..storage.files import FLAX_INDEX, FLAX_WEIGHTS, CheckpointError, CheckpointNotFoundError
@@ -119,6 +122,11 @@ def _with_chunks(node):
 
 
 # ---- one msgpack file ------------------------------------------------------------------------------------------
+def _need_msgpack() -> None:
+    if msgpack is None:
+        raise ImportError("flax_model.msgpack files need the msgpack package: pip install 'warmstart[flax]'")
+
+
 def msgpack_bytes(tree: Mapping) -> bytes:
     """A parameter tree as v4's msgpack bytes (what ``flax.serialization.to_bytes`` writes for the same tree)."""
     if not isinstance(tree, Mapping):
@@ -128,6 +136,7 @@ def msgpack_bytes(tree: Mapping) -> bytes:
         if not (isinstance(leaf, (np.ndarray, np.generic)) or hasattr(leaf, "__array__")):
             raise TypeError(f"cannot store a {type(leaf).__name__} at {path!r} in msgpack (parameter trees hold "
                             "arrays)")
+    _need_msgpack()
     return msgpack.packb(_with_chunks(tree), default=_to_msgpack_leaf, strict_types=True, use_bin_type=True)
 
 
@@ -137,6 +146,7 @@ def write_msgpack(tree: Mapping, path: str | os.PathLike) -> None:
 
 def read_msgpack_bytes(data: bytes, source: str = "the msgpack bytes") -> dict:
     """v4 msgpack bytes -> the nested dict of numpy arrays they hold; a CheckpointError naming ``source``."""
+    _need_msgpack()
     try:
         tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
     except (ValueError, TypeError, msgpack.UnpackException, msgpack.ExtraData) as e:

@@ -22,7 +22,9 @@ from typing import Any
 from .arrays import ArrayOps, ops_for
 
 __all__ = ["Rule", "KeyMap", "KEYMAPS", "normalize_legacy_names", "FLAX_EMBEDDING_MODULES", "FLAX_BACKBONE_ROOTS",
-           "FLAX_TIED_OUTPUTS", "FLAX_BIAS_ALIASES", "FLAX_NEW_WEIGHTS_OK"]
+           "FLAX_TIED_OUTPUTS", "FLAX_BIAS_ALIASES", "FLAX_NEW_WEIGHTS_OK", "TF_BACKBONE_ROOTS",
+           "TF_TIED_OUTPUTS", "TF_BIAS_ALIASES", "TF_SCOPE_SEPARATOR", "TF_LIST_SEPARATOR", "TF_NEW_WEIGHTS_OK",
+           "TF_SHARED_LAYERS"]
 
 
 @dataclass(frozen=True)
@@ -292,3 +294,24 @@ FLAX_NEW_WEIGHTS_OK = {
     "roberta": ("pooler/*", "encoder/layer/*/crossattention/*"),
     "transformer": ("h/*/crossattention/*", "h/*/ln_cross_attn/*"),
 }
+
+# ---- TF / Keras (v4 tf_model.h5 names; rules in tf_layout.py) ---------------------------------------------------
+# v4's TF models reuse PyTorch's module names (``/`` for ``.``, ``layer_._0`` for ``layer.0``), so the backbone
+# roots, tied projections and bias aliases are the Flax tables, seen from the TF side under their own names.
+TF_BACKBONE_ROOTS = FLAX_BACKBONE_ROOTS
+TF_TIED_OUTPUTS = FLAX_TIED_OUTPUTS
+TF_BIAS_ALIASES = FLAX_BIAS_ALIASES
+# v4 scopes some heads twice over (``mlm___cls`` is PyTorch's ``cls``): the TF component before ``___`` exists only
+# to keep Keras layer names unique; TF -> PyTorch drops it.
+TF_SCOPE_SEPARATOR = "___"
+# A Keras list element ``layer_._3`` is PyTorch's ``layer.3``.
+TF_LIST_SEPARATOR = "_._"
+# TF weight names a checkpoint may lack (fnmatch patterns over names relative to the model), as FLAX_NEW_WEIGHTS_OK.
+TF_NEW_WEIGHTS_OK = {
+    "bert": ("bert/pooler/*", "bert/encoder/layer_._*/crossattention/*"),
+    "roberta": ("roberta/pooler/*", "roberta/encoder/layer_._*/crossattention/*"),
+    "transformer": ("transformer/h_._*/crossattention/*", "transformer/h_._*/ln_cross_attn/*"),
+}
+# v4 heads that hold the backbone's embeddings layer (tied output projection): Keras 2 lists every weight of that
+# layer again under the head's group in tf_model.h5. (head layer, the backbone sub-tree it holds).
+TF_SHARED_LAYERS = (("mlm___cls", "bert/embeddings"), ("lm_head", "roberta/embeddings"))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from .files import BIN_INDEX, FLAX_INDEX, SAFE_INDEX, CheckpointError, is_weights_file
+from .files import BIN_INDEX, FLAX_INDEX, SAFE_INDEX, TF_INDEX, CheckpointError, is_weights_file
 
 __all__ = ["atomic_save", "atomic_directory", "recover_interrupted_save"]
 
@@ -235,7 +235,7 @@ def _carry_over(old: Path, new: Path) -> None:
 def _indexed_shards(folder: Path) -> set[str]:
     """Top-level shard names an old index refers to, even ones not named like ours."""
     names: set[str] = set()
-    for index in (SAFE_INDEX, BIN_INDEX, FLAX_INDEX):
+    for index in (SAFE_INDEX, BIN_INDEX, FLAX_INDEX, TF_INDEX):
         try:
             weight_map = json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"]
             names |= {v for v in weight_map.values() if isinstance(v, str) and Path(v).name == v}

@@ -18,6 +18,8 @@ __all__ = [
     "BIN_INDEX",
     "FLAX_WEIGHTS",
     "FLAX_INDEX",
+    "TF_WEIGHTS",
+    "TF_INDEX",
     "is_weights_file",
     "read_json",
     "CONFIG_NAME",
@@ -31,12 +33,16 @@ BIN_WEIGHTS = "pytorch_model.bin"
 BIN_INDEX = "pytorch_model.bin.index.json"
 FLAX_WEIGHTS = "flax_model.msgpack"
 FLAX_INDEX = "flax_model.msgpack.index.json"
+TF_WEIGHTS = "tf_model.h5"
+TF_INDEX = "tf_model.h5.index.json"
 # Every name a transformers-style save of the weights can produce; used to tell a caller's own
 # files (README, tokenizer, config) from weights when an old folder is replaced.
 _WEIGHT_FILE_RE = re.compile(
     r"(model\.safetensors(\.index\.json)?|model-\d{5}-of-\d{5}\.safetensors"
     r"|pytorch_model\.bin(\.index\.json)?|pytorch_model-\d{5}-of-\d{5}\.bin"
-    r"|flax_model\.msgpack(\.index\.json)?|flax_model-\d{5}-of-\d{5}\.msgpack)"
+    r"|flax_model\.msgpack(\.index\.json)?|flax_model-\d{5}-of-\d{5}\.msgpack"
+    r"|tf_model\.h5(\.index\.json)?|tf_model-\d{5}-of-\d{5}\.h5"
+    r"|saved_model)"  # the folder save_pretrained(saved_model=True) writes: stale weights once others are saved
 )
 
 
