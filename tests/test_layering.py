@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # Top-level rooms, low to high. The facade (warmstart/__init__.py, which resolves every public name lazily) is
 # highest: no module inside the package may import through it.
 LAYERS = ("families", "storage", "config", "outputs", "checkpoint", "tokenizers", "nn", "generation", "models",
-          "flax", "train", "cli", "__init__")
+          "flax", "tf", "train", "cli", "__init__")
 # Modules that must not import torch, TensorFlow, JAX or Flax when they load (rooms, or single modules).
 FRAMEWORK_FREE = ("families", "storage", "config", "outputs", "tokenizers", "checkpoint.keymaps",
                   "checkpoint.arrays", "__init__")

@@ -36,6 +36,16 @@ _EXPORTS = {
                             "FlaxAutoModelForSequenceClassification", "FlaxAutoModelForTokenClassification",
                             "FlaxAutoModelForQuestionAnswering", "FlaxAutoModelForMultipleChoice",
                             "FlaxAutoModelForPreTraining", "FlaxAutoModelForNextSentencePrediction"],
+    # The TF wing: importing any of these needs tensorflow (one ImportError saying what to install).
+    "warmstart.tf.modeling": ["TFPreTrainedModel"],
+    "warmstart.tf.bert": ["TFBertPreTrainedModel"],
+    "warmstart.tf.roberta": ["TFRobertaPreTrainedModel"],
+    "warmstart.tf.gpt2": ["TFGPT2PreTrainedModel"],
+    "warmstart.tf.tokenizer": ["TFBertTokenizer"],
+    "warmstart.tf.auto": ["TFAutoModel", "TFAutoModelForMaskedLM", "TFAutoModelForCausalLM",
+                          "TFAutoModelForSequenceClassification", "TFAutoModelForTokenClassification",
+                          "TFAutoModelForQuestionAnswering", "TFAutoModelForMultipleChoice",
+                          "TFAutoModelForPreTraining", "TFAutoModelForNextSentencePrediction"],
 }
 
 

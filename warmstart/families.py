@@ -101,21 +101,30 @@ _BERT_FLAX = _tasks(
     multiple_choice="FlaxBertForMultipleChoice", pretraining="FlaxBertForPreTraining",
     next_sentence_prediction="FlaxBertForNextSentencePrediction")
 
+_BERT_TF = _tasks(
+    "warmstart.tf.bert", base="TFBertModel", masked_lm="TFBertForMaskedLM", causal_lm="TFBertLMHeadModel",
+    sequence_classification="TFBertForSequenceClassification", token_classification="TFBertForTokenClassification",
+    question_answering="TFBertForQuestionAnswering", multiple_choice="TFBertForMultipleChoice",
+    pretraining="TFBertForPreTraining", next_sentence_prediction="TFBertForNextSentencePrediction")
+
 _RECORDS = (
     Family("bert", "warmstart.config.bert:BertConfig", keymap="bert", tokenizers=("BertTokenizer", "BertTokenizerFast"),
-           classes={"pt": _BERT_PT, "flax": _BERT_FLAX}),
+           classes={"pt": _BERT_PT, "flax": _BERT_FLAX, "tf": _BERT_TF}),
     Family("roberta", "warmstart.config.bert:RobertaConfig", keymap="roberta", tokenizers=("RobertaTokenizer", "RobertaTokenizerFast"),
            classes={"pt": _tasks("warmstart.models.roberta", base="RobertaModel", masked_lm="RobertaForMaskedLM",
                                  causal_lm="RobertaForCausalLM"),
                     "flax": _tasks("warmstart.flax.roberta", base="FlaxRobertaModel",
-                                   masked_lm="FlaxRobertaForMaskedLM", causal_lm="FlaxRobertaForCausalLM")}),
+                                   masked_lm="FlaxRobertaForMaskedLM", causal_lm="FlaxRobertaForCausalLM"),
+                    "tf": _tasks("warmstart.tf.roberta", base="TFRobertaModel", masked_lm="TFRobertaForMaskedLM",
+                                 causal_lm="TFRobertaForCausalLM")}),
     Family("bert-generation", "warmstart.config.bert:BertGenerationConfig", keymap="bert-generation",
            tokenizers=("BertGenerationTokenizer",),
            classes={"pt": _tasks("warmstart.models.bert_generation", base="BertGenerationEncoder",
                                  causal_lm="BertGenerationDecoder")}),
     Family("gpt2", "warmstart.config.gpt2:GPT2Config", keymap="gpt2", tokenizers=("GPT2Tokenizer", "GPT2TokenizerFast"), is_causal=True,
            classes={"pt": _tasks("warmstart.models.gpt2", base="GPT2Model", causal_lm="GPT2LMHeadModel"),
-                    "flax": _tasks("warmstart.flax.gpt2", base="FlaxGPT2Model", causal_lm="FlaxGPT2LMHeadModel")}),
+                    "flax": _tasks("warmstart.flax.gpt2", base="FlaxGPT2Model", causal_lm="FlaxGPT2LMHeadModel"),
+                    "tf": _tasks("warmstart.tf.gpt2", base="TFGPT2Model", causal_lm="TFGPT2LMHeadModel")}),
     # A composite: each side is mapped by its own family's key map; the tokenizer is the encoder's.
     Family("encoder-decoder", "warmstart.config.encoder_decoder:EncoderDecoderConfig",
            classes={"pt": _tasks("warmstart.models.encoder_decoder", seq2seq_lm="EncoderDecoderModel"),

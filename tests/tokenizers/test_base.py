@@ -38,7 +38,7 @@ def test_bare_max_length_truncates_and_padding_true_pads_to_longest(tok, hf_fast
         (dict(padding_side="middle", padding=True), "padding_side must be 'right' or 'left'"),
         (dict(max_length=-1), "max_length must be an int >= 0"),
         (dict(stride=-2), "stride must be an int >= 0"),
-        (dict(return_tensors="tf"), "Unknown return_tensors 'tf'"),
+        (dict(return_tensors="mlx"), "Unknown return_tensors 'mlx'"),  # 'tf' is supported (the TF wing)
         (dict(padding=True, truncation=True, max_length=10, pad_to_multiple_of=4), "not a multiple"),
         (dict(truncation=True, max_length=1), "shorter than the 2 special tokens"),
         (dict(truncation="only_second", max_length=4), "only_second' needs a text_pair"),

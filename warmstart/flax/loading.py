@@ -26,6 +26,7 @@ from ..checkpoint import flax_io
 from ..checkpoint.flax_layout import (align_flat_prefix, convert_to_flax, flatten_tree, from_flax_tree,
                                       unflatten_tree)
 from ..checkpoint.keymaps import FLAX_BACKBONE_ROOTS, FLAX_NEW_WEIGHTS_OK
+from ..checkpoint.report import loading_report, short_list
 from ..config.base import CONFIG_NAME
 from ..config.loading import attach_generation_config, load_model_config
 from ..storage.atomic import atomic_save
@@ -39,10 +40,6 @@ log = logging.getLogger("warmstart")
 
 class FlaxLoadingError(ValueError):
     """The checkpoint does not fit the model (missing backbone parameters, shape or dtype mismatches)."""
-
-
-def _short(names: list[str], n: int = 8) -> str:
-    return ", ".join(names[:n]) + (f" ... (+{len(names) - n} more)" if len(names) > n else "")
 
 
 def _numpy_state(torch_state: dict) -> dict[str, np.ndarray]:
@@ -160,27 +157,10 @@ class FlaxLoadingMixin:
                 mismatched.append((key, tuple(got.shape), tuple(want.shape)))
                 continue
             loadable[key] = got
-        if mismatched and not ignore_mismatched:
-            shown = "; ".join(f"{k} is {g} in the checkpoint but {w} in the model" for k, g, w in mismatched)
-            raise FlaxLoadingError(f"{source}: shape mismatch: {shown}. Check the config (vocab_size, hidden_size, "
-                                   "num_labels...) or pass ignore_mismatched_sizes=True to re-initialise these")
-        mismatched_names = {k for k, _, _ in mismatched}
-        missing = [k for k in shape_tree if k not in loadable and k not in mismatched_names]
-        required = [k for k in missing if not self._may_be_new(k, has_prefix)]
-        if required:
-            raise FlaxLoadingError(
-                f"{source} lacks {len(required)} parameter(s) that {type(self).__name__} needs: {_short(required)}. "
-                "Does the config match the checkpoint (num_hidden_layers, position_embedding_type...)?")
-        if missing:
-            log.warning("%s: newly initialised parameters of %s (train them before use): %s", source,
-                        type(self).__name__, _short(missing))
-        if unexpected:
-            log.info("%s: checkpoint parameters not used by %s: %s", source, type(self).__name__, _short(unexpected))
-        for key, got, want in mismatched:
-            log.warning("%s: %s re-initialised: shape %s in the checkpoint, %s in the model", source, key, got, want)
+        info = loading_report(source, type(self).__name__, shape_tree, loadable, unexpected, mismatched,
+                              may_be_new=lambda k: self._may_be_new(k, has_prefix),
+                              ignore_mismatched=ignore_mismatched, error=FlaxLoadingError, what="parameter")
         params = unflatten_tree({k: jnp.asarray(v) for k, v in loadable.items()}) if loadable else {}
-        info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched,
-                "error_msgs": []}
         return params, info
 
     def _may_be_new(self, path: str, has_prefix: bool) -> bool:
@@ -213,7 +193,7 @@ class FlaxLoadingMixin:
         missing = sorted(set(flatten_tree(self.params_shape_tree)) - set(flatten_tree(tree)))
         if missing:
             raise ValueError(f"the params to save lack {len(missing)} parameter(s) of {type(self).__name__}: "
-                             f"{_short(missing)}")
+                             f"{short_list(missing)}")
         # Not jax.tree_util.tree_map: it sorts dict keys, and the file keeps the tree's own order (v4's).
         host = unflatten_tree({k: np.asarray(v) for k, v in flatten_tree(tree).items()})
         config = self.config

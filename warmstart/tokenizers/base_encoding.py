@@ -50,6 +50,7 @@ class TensorType(_StrEnum):
     PYTORCH = "pt"
     NUMPY = "np"
     JAX = "jax"
+    TENSORFLOW = "tf"
 
 
 class CharSpan(NamedTuple):
@@ -101,6 +102,8 @@ def to_py_obj(obj):
         return obj.tolist()
     if type(obj).__module__.startswith("jax") and hasattr(obj, "tolist"):  # a jax.Array, without importing jax
         return obj.tolist()
+    if type(obj).__module__.startswith("tensorflow") and hasattr(obj, "numpy"):  # a tf.Tensor, likewise
+        return obj.numpy().tolist()
     if isinstance(obj, (list, tuple)):
         return [to_py_obj(o) for o in obj]
     if isinstance(obj, dict):
@@ -248,7 +251,8 @@ class BatchEncoding(UserDict):
 
     # -- tensors -----------------------------------------------------------------------------------
     def convert_to_tensors(self, tensor_type: str | TensorType | None = None, prepend_batch_axis: bool = False):
-        """Turn every list field into a torch tensor ("pt"), numpy array ("np") or jax array ("jax"), in place."""
+        """Turn every list field into a torch tensor ("pt"), numpy array ("np"), jax array ("jax") or tf tensor
+        ("tf"), in place."""
         if tensor_type is None:
             return self
         tensor_type = TensorType.parse(tensor_type, "return_tensors")
@@ -279,6 +283,21 @@ class BatchEncoding(UserDict):
                     return jnp.asarray(np.array(value))
                 # int32, jax's default integer width (int64 needs jax_enable_x64); ids fit in it.
                 return jnp.asarray(np.array(value, dtype=np.int32) if _all_ints(value) else np.array(value))
+
+        elif tensor_type is TensorType.TENSORFLOW:
+            try:
+                import tensorflow as tf
+            except ImportError as err:
+                raise ImportError(f"return_tensors='tf' needs tensorflow ({err}); pip install 'warmstart[tf]'") from err
+
+            def is_tensor(value):
+                return tf.is_tensor(value)
+
+            def as_tensor(value):
+                if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+                    return tf.constant(np.array(value))
+                # int32, the dtype v4's TF models and their serving signatures take; ids fit in it.
+                return tf.constant(np.array(value, dtype=np.int32) if _all_ints(value) else np.array(value))
 
         else:
 

@@ -100,6 +100,8 @@ class PaddingMixin:
 
 
 def _tensor_kind(value) -> str:
-    """The return_tensors value that gives back arrays of ``value``'s kind (numpy, jax, else torch)."""
+    """The return_tensors value that gives back arrays of ``value``'s kind (numpy, jax, tensorflow, else torch)."""
     module = type(value).__module__
+    if module.startswith("tensorflow"):
+        return "tf"
     return "np" if module == "numpy" else "jax" if module.startswith("jax") else "pt"
