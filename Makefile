@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder
 
 # Warm-start bert2bert from MiniLM, fine-tune it on WordNet definitions, print ROUGE-L before/after and samples.
 # `make demo DEMO_ARGS=--from-scratch DEMO_OUT=tmp/demo-scratch`: the same architecture from random weights.

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +21,13 @@ from warmstart.tf.backend import tf  # noqa: E402
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "##s", "far"]
 CHILD = r"""
-import sys, time
+import sys
 from pathlib import Path
 import numpy as np
 import warmstart.tf as wtf
 from warmstart.tf.backend import keras
 assert keras.__version__.startswith("3."), keras.__version__
 folder = Path(sys.argv[1])
-deadline = time.monotonic() + 600
-while not (folder / "ready").exists():  # the parent saves the model once its fixture runs
-    if time.monotonic() > deadline:
-        sys.exit("the parent never wrote its model")
-    time.sleep(0.05)
 model = wtf.TFBertForSequenceClassification.from_pretrained(folder / "model")
 data = np.load(folder / "inputs.npz")
 out = model({"input_ids": data["ids"], "attention_mask": data["mask"]})
@@ -43,10 +36,9 @@ print("ok")
 """
 
 
-def _start_legacy_child():
-    """The TF_USE_LEGACY_KERAS=1 child starts when this module is imported, so its TensorFlow import (the slow
-    part) overlaps the tests before it; it waits for the model the fixture saves. Killed and cleaned at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="warmstart_tf_legacy_"))
+def _start_legacy_child(folder: Path):
+    """The TF_USE_LEGACY_KERAS=1 child, started once the model is saved, so its TensorFlow import (the slow part)
+    overlaps the other tests of this file; the last test collects it. Killed at exit if still running."""
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
            "HF_HUB_OFFLINE": "1"}
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], env=env,
@@ -57,29 +49,26 @@ def _start_legacy_child():
         if child.poll() is None:
             child.kill()
             child.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
     atexit.register(cleanup)
-    return child, folder
-
-
-_CHILD, _CHILD_DIR = _start_legacy_child()
+    return child
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(tmp_path_factory):
     """A tiny TF sequence classifier and its inputs; saved for the TF_USE_LEGACY_KERAS=1 child."""
+    folder = tmp_path_factory.mktemp("legacy_keras")
     tf.random.set_seed(0)
     model = wtf.TFBertForSequenceClassification(bert_config(num_labels=3))
     ids, mask = ids_and_mask()
     types = np.zeros_like(ids)
     types[:, 4:] = 1
-    model.save_pretrained(_CHILD_DIR / "model")
-    np.savez(_CHILD_DIR / "inputs.npz", ids=ids, mask=mask)
-    (_CHILD_DIR / "ready").write_text("1")
+    model.save_pretrained(folder / "model")
+    np.savez(folder / "inputs.npz", ids=ids, mask=mask)
+    child = _start_legacy_child(folder)
     want = model(ids, attention_mask=mask, token_type_ids=types).logits.numpy()
-    return {"model": model, "ids": ids, "mask": mask, "types": types, "want": want, "child": _CHILD,
-            "folder": _CHILD_DIR}
+    return {"model": model, "ids": ids, "mask": mask, "types": types, "want": want, "child": child,
+            "folder": folder}
 
 
 def _same(out, want, what):
@@ -179,7 +168,7 @@ def test_unknown_and_doubled_inputs_are_type_errors(setup):
 
 
 def test_legacy_keras_child_gives_the_same_logits(setup):
-    """Last in the file: collects the TF_USE_LEGACY_KERAS=1 child started at import."""
+    """Last in the file: collects the TF_USE_LEGACY_KERAS=1 child the fixture started."""
     child, folder = setup["child"], setup["folder"]
     try:
         child.wait(timeout=180)
