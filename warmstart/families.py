@@ -128,7 +128,8 @@ _RECORDS = (
     # A composite: each side is mapped by its own family's key map; the tokenizer is the encoder's.
     Family("encoder-decoder", "warmstart.config.encoder_decoder:EncoderDecoderConfig",
            classes={"pt": _tasks("warmstart.models.encoder_decoder", seq2seq_lm="EncoderDecoderModel"),
-                    "flax": _tasks("warmstart.flax.encoder_decoder", seq2seq_lm="FlaxEncoderDecoderModel")}),
+                    "flax": _tasks("warmstart.flax.encoder_decoder", seq2seq_lm="FlaxEncoderDecoderModel"),
+                    "tf": _tasks("warmstart.tf.encoder_decoder", seq2seq_lm="TFEncoderDecoderModel")}),
 )
 FAMILIES = MappingProxyType({f.model_type: f for f in _RECORDS})
 

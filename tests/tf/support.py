@@ -100,3 +100,27 @@ def compare(got, want, fields, atol: float = ATOL) -> None:
                 assert_close(x, y, f"{f}[{i}]", atol)
         else:
             assert_close(a, b, f, atol)
+
+
+# ---- encoder-decoders --------------------------------------------------------------------------------------------
+# kind -> (encoder class, decoder class, decoder config, decoder_start_token_id, pad_token_id, eos_token_id)
+SEQ2SEQ = {
+    "bert2bert": ("BertModel", "BertLMHeadModel", lambda: bert_config(is_decoder=True, add_cross_attention=True),
+                  bert_config, 2, 0, 3),
+    "roberta2roberta": ("RobertaModel", "RobertaForCausalLM",
+                        lambda: roberta_config(is_decoder=True, add_cross_attention=True), roberta_config, 0, 1, 2),
+    # GPT-2 narrower than BERT: enc_to_dec_proj exists; start = pad = eos = 98, as bert2gpt2 users set it
+    "bert2gpt2": ("BertModel", "GPT2LMHeadModel", lambda: gpt2_config(n_embd=24, add_cross_attention=True),
+                  bert_config, 98, 98, 98),
+}
+
+
+def seq2seq_pt(kind: str, folder=None):
+    """Our PyTorch EncoderDecoderModel of ``kind`` with every weight random (saved to ``folder`` when given)."""
+    enc_name, dec_name, dec_config, enc_config, start, pad, eos = SEQ2SEQ[kind]
+    pt = ws.EncoderDecoderModel(encoder=random_pt(enc_name, enc_config(), 0),
+                                decoder=random_pt(dec_name, dec_config(), 1)).eval()
+    pt.config.decoder_start_token_id, pt.config.pad_token_id, pt.config.eos_token_id = start, pad, eos
+    if folder is not None:
+        pt.save_pretrained(folder)
+    return pt

@@ -21,7 +21,8 @@ from safetensors.numpy import load_file  # noqa: E402
 import warmstart.tf as wtf  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "tf_v4"
-CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "tree.json").is_file())
+SEQ2SEQ_CASES = ("bert2bert", "bert2gpt2")  # TFEncoderDecoderModel: test_v4_seq2seq.py
+CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "tree.json").is_file() and p.name not in SEQ2SEQ_CASES)
 
 
 def _expected_keys(case: str) -> set[str]:

@@ -13,30 +13,17 @@ is a pytree (cache, next positions, masks, encoder states) the loop carries and,
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
+from ..generation.plan import SearchSpec
 from .processors import apply_processors
 
 __all__ = ["SearchSpec", "greedy_or_sample", "beam_search", "repeat_rows", "take_rows"]
 
 BIG = -1.0e9  # transformers' "impossible" beam score: finite, so sums of several stay ordered
-
-
-class SearchSpec(NamedTuple):
-    """The static settings of one compiled search."""
-    max_length: int
-    prompt_length: int
-    eos: tuple[int, ...]
-    pad: int  # what finished rows (and unfilled positions) hold
-    pad_finished: bool
-    do_sample: bool
-    num_beams: int = 1
-    num_return_sequences: int = 1
-    length_penalty: float = 1.0
-    early_stopping: bool | str = False
 
 
 def repeat_rows(tree, times: int):

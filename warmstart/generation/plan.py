@@ -4,15 +4,31 @@
 (custom processors a caller passes run between the two). Each wing turns the names into its own callables: the
 PyTorch wing into the classes of processors.py (build.py), the Flax wing into jnp functions (flax/processors.py),
 which refuses by name a step it does not implement. The order matters (top-k after temperature is not top-k
-before it), so it lives here once.
+before it), so it lives here once. ``SearchSpec``, the static settings of the compiled search loops (Flax, TF),
+lives here too, for the same reason.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["processor_plan", "Step"]
+__all__ = ["processor_plan", "Step", "SearchSpec"]
 
 Step = tuple[str, dict[str, Any]]
+
+
+class SearchSpec(NamedTuple):
+    """The static settings of one compiled search (the Flax and TF loops share them)."""
+    max_length: int
+    prompt_length: int
+    eos: tuple[int, ...]
+    pad: int  # what finished rows (and unfilled positions) hold
+    pad_finished: bool
+    do_sample: bool
+    num_beams: int = 1
+    num_return_sequences: int = 1
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False
+    output_scores: bool = False  # the TF loops also return each step's processed scores
 
 
 def processor_plan(config, *, prompt_length: int, eos_ids: list[int] | None, has_encoder_ids: bool,

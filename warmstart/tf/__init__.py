@@ -19,13 +19,18 @@ _EXPORTS = {
               "TFAutoModelForSequenceClassification", "TFAutoModelForTokenClassification",
               "TFAutoModelForQuestionAnswering", "TFAutoModelForMultipleChoice", "TFAutoModelForPreTraining",
               "TFAutoModelForNextSentencePrediction"],
+    ".encoder_decoder": ["TFEncoderDecoderModel"],
+    ".generation": ["TFGreedySearchDecoderOnlyOutput", "TFGreedySearchEncoderDecoderOutput",
+                    "TFSampleDecoderOnlyOutput", "TFSampleEncoderDecoderOutput", "TFBeamSearchDecoderOnlyOutput",
+                    "TFBeamSearchEncoderDecoderOutput", "TFBeamSampleDecoderOnlyOutput",
+                    "TFBeamSampleEncoderDecoderOutput"],
     ".modeling": ["TFPreTrainedModel"],
     ".tokenizer": ["TFBertTokenizer"],
     ".outputs": ["TFBaseModelOutputWithPoolingAndCrossAttentions", "TFBaseModelOutputWithPastAndCrossAttentions",
                  "TFMaskedLMOutput", "TFSequenceClassifierOutput", "TFTokenClassifierOutput",
                  "TFQuestionAnsweringModelOutput", "TFMultipleChoiceModelOutput", "TFNextSentencePredictorOutput",
                  "TFBertForPreTrainingOutput", "TFCausalLMOutputWithCrossAttentions", "TFCausalLMOutputWithPast",
-                 "TFBaseModelOutputWithPast"],
+                 "TFBaseModelOutputWithPast", "TFSeq2SeqLMOutput"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

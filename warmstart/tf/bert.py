@@ -133,6 +133,7 @@ class TFBertLMHeadModel(TFBertPreTrainedModel):
     """Left-to-right BERT (a BertGeneration-style decoder in bert2bert): causal attention, v4's cache."""
 
     _is_causal = True
+    _generates = True
 
     def __init__(self, config, *inputs, **kwargs):
         super().__init__(config, **kwargs)
@@ -152,11 +153,15 @@ class TFBertLMHeadModel(TFBertPreTrainedModel):
                         encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
                         past_key_values=past_key_values, use_cache=use_cache, output_attentions=output_attentions,
                         output_hidden_states=output_hidden_states)
-        logits = self.lm(out["last_hidden_state"])
+        logits = self._lm_logits(out["last_hidden_state"])
         loss = None if labels is None else losses.shifted_lm_loss(labels, logits)
         return self._return(TFCausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out["past_key_values"], hidden_states=out["hidden_states"],
             attentions=out["attentions"], cross_attentions=out["cross_attentions"]), return_dict)
+
+
+    def _lm_logits(self, hidden):
+        return self.lm(hidden)
 
 
 class TFBertForNextSentencePrediction(TFBertPreTrainedModel):

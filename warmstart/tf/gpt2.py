@@ -5,13 +5,15 @@ side), Conv1D weights stored (in, out) with (1, out) biases (v4's TF layout), al
 ``ln_f``, token types looked up in the word table, and an LM head tied to ``wte`` with no bias. The decoder of
 bert2gpt2 cross-attends through ``crossattention`` (``q_attn`` for queries, ``c_attn`` for keys and values) after
 ``ln_cross_attn``. v4's cache: one (2, B, H, S, D) tensor of stacked self-attention keys and values per layer.
+generate() keeps its own: per layer (key, value) buffers of the full length, plus the encoder's projected keys
+and values (computed once, where v4 re-projected them at every step).
 """
 from __future__ import annotations
 
 from ..config.gpt2 import GPT2Config
 from . import losses
 from .backend import keras, tf
-from .layers import Conv1D, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads
+from .layers import Conv1D, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads, write_at
 from .modeling import TFPreTrainedModel, unpack_inputs
 from .outputs import TFBaseModelOutputWithPastAndCrossAttentions, TFCausalLMOutputWithCrossAttentions
 
@@ -35,7 +37,7 @@ class TFGPT2Attention(Layer):
         self.resid_dropout = keras.layers.Dropout(c.resid_pdrop)
         self.built = True
 
-    def call(self, x, bias, kv=None, head_mask=None, past=None, training: bool = False):
+    def call(self, x, bias, kv=None, head_mask=None, past=None, training: bool = False, start=None):
         if self.cross:
             q = split_heads(self.q_attn(x), self.heads)
             if past is not None:  # the encoder's keys/values, projected once
@@ -44,11 +46,13 @@ class TFGPT2Attention(Layer):
                 k, v = (split_heads(t, self.heads) for t in tf.split(self.c_attn(kv), 2, axis=-1))
         else:
             q, k, v = (split_heads(t, self.heads) for t in tf.split(self.c_attn(x), 3, axis=-1))
-            if past is not None:  # (2, B, H, P, D)
+            if past is not None and start is not None:  # generate()'s buffers: (B, H, L, D)
+                k, v = write_at(past[0], k, start), write_at(past[1], v, start)
+            elif past is not None:  # (2, B, H, P, D)
                 k, v = tf.concat([past[0], k], axis=2), tf.concat([past[1], v], axis=2)
         y, probs = attend(q, k, v, bias, head_mask, self.attn_dropout, training)
         y = self.resid_dropout(self.c_proj(y), training=training)
-        return y, probs, tf.stack([k, v], axis=0)
+        return y, probs, (k, v)
 
 
 class _MLP(Layer):
@@ -82,17 +86,23 @@ class TFGPT2Block(Layer):
         self.sub("mlp", _MLP(c))
         self.built = True
 
-    def call(self, x, bias, enc=None, enc_bias=None, head_mask=None, past=None, training: bool = False):
+    def call(self, x, bias, enc=None, enc_bias=None, head_mask=None, past=None, training: bool = False, start=None):
         self_past = None if past is None else past[:2]
-        h, probs, present = self.attn(self.ln_1(x), bias, None, head_mask, self_past, training=training)
+        h, probs, present = self.attn(self.ln_1(x), bias, None, head_mask, self_past, training=training,
+                                      start=start)
         x = x + h
         cross = None
         if enc is not None:
             # v4's GPT-2 cache holds self-attention only (one stacked tensor cannot hold two lengths), so the
-            # encoder states are projected again at each step; generate (#15) keeps its own cache.
-            h, cross, _ = self.crossattention(self.ln_cross_attn(x), enc_bias, enc, head_mask, None,
-                                              training=training)
+            # encoder states are projected again at each step; generate()'s cache (``start``) keeps them.
+            cross_past = past[2:] if start is not None and len(past) == 4 else None
+            h, cross, cross_kv = self.crossattention(self.ln_cross_attn(x), enc_bias, enc, head_mask, cross_past,
+                                                     training=training)
             x = x + h
+            if start is not None:
+                present = present + cross_kv
+        if start is None:
+            present = tf.stack(present, axis=0)
         return x + self.mlp(self.ln_2(x), training=training), probs, cross, present
 
 
@@ -116,8 +126,8 @@ class TFGPT2MainLayer(Layer):
         self.built = True
 
     def call(self, inputs: dict, training: bool = False) -> dict:
-        past = inputs.get("past_key_values")
-        past_len = 0 if past is None else tf.shape(past[0])[3]
+        past, start = inputs.get("past_key_values"), inputs.get("cache_start")
+        past_len = 0 if past is None else (start if start is not None else tf.shape(past[0])[3])
         ids, embeds = inputs.get("input_ids"), inputs.get("inputs_embeds")
         x = self.wte(ids) if embeds is None else embeds
         t = tf.shape(x)[1]
@@ -128,7 +138,8 @@ class TFGPT2MainLayer(Layer):
         if inputs.get("token_type_ids") is not None:
             x = x + self.wte(inputs["token_type_ids"])
         x = self.dropout(x, training=training)
-        bias = attention_bias(inputs.get("attention_mask"), True, t, t + past_len)
+        keys = t + past_len if start is None else past[0][0].shape[2]
+        bias = attention_bias(inputs.get("attention_mask"), True, t, keys, start=start)
         enc, enc_bias = inputs.get("encoder_hidden_states"), None
         if enc is not None and inputs.get("encoder_attention_mask") is not None:
             enc_bias = attention_bias(inputs["encoder_attention_mask"], False, t, tf.shape(enc)[1])
@@ -138,7 +149,7 @@ class TFGPT2MainLayer(Layer):
             if inputs["output_hidden_states"]:
                 hidden.append(x)
             x, probs, cross, present = block(x, bias, enc, enc_bias, None if head_mask is None else head_mask[i],
-                                             None if past is None else past[i], training=training)
+                                             None if past is None else past[i], training=training, start=start)
             if inputs["output_attentions"]:
                 attentions.append(probs)
                 if cross is not None:
@@ -211,6 +222,8 @@ class TFGPT2Model(TFGPT2PreTrainedModel):
 class TFGPT2LMHeadModel(TFGPT2PreTrainedModel):
     """The decoder of bert2gpt2: logits through ``wte`` (tied, no bias); ``labels`` give the shifted LM loss."""
 
+    _generates = True
+
     def __init__(self, config, *inputs, **kwargs):
         super().__init__(config, **kwargs)
         self.sub("transformer", TFGPT2MainLayer(config))
@@ -227,8 +240,11 @@ class TFGPT2LMHeadModel(TFGPT2PreTrainedModel):
                              encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
                              use_cache=use_cache, output_attentions=output_attentions,
                              output_hidden_states=output_hidden_states)
-        logits = tf.matmul(out["last_hidden_state"], self.transformer.wte.table, transpose_b=True)
+        logits = self._lm_logits(out["last_hidden_state"])
         loss = None if labels is None else losses.shifted_lm_loss(labels, logits)
         return self._return(TFCausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out["past_key_values"], hidden_states=out["hidden_states"],
             attentions=out["attentions"], cross_attentions=out["cross_attentions"]), return_dict)
+
+    def _lm_logits(self, hidden):
+        return tf.matmul(hidden, self.transformer.wte.table, transpose_b=True)

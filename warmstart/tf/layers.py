@@ -17,7 +17,7 @@ import math
 from .backend import keras, tf
 
 __all__ = ["Layer", "Dense", "Conv1D", "LayerNorm", "Embedding", "activation", "named_weights", "attention_bias",
-           "attend", "split_heads", "merge_heads", "truncated_normal"]
+           "attend", "split_heads", "merge_heads", "truncated_normal", "write_at"]
 
 
 def truncated_normal(stddev: float):
@@ -145,11 +145,12 @@ def activation(name: str):
 
 
 # ---- attention -------------------------------------------------------------------------------------------------
-def attention_bias(mask, causal: bool, t: int, s: int, dtype=tf.float32):
+def attention_bias(mask, causal: bool, t: int, s: int, dtype=tf.float32, start=None):
     """A padding mask (B, S) of 1/0, a (B, T, S) per-query mask, or None -> an additive bias broadcastable to
-    (B, H, T, S): 0 where attended, dtype-min elsewhere. ``causal`` lets query i (the last T of S positions) see
-    keys 0 .. S-T+i. One ``where`` rather than summed biases, so a position hidden twice is min, not -inf (our
-    PyTorch stack's rule)."""
+    (B, H, T, S): 0 where attended, dtype-min elsewhere. ``causal`` lets query i see keys 0 .. start+i, where the
+    queries sit at positions start .. start+T-1 of the S keys (default: the last T; generation's fixed-size cache
+    passes where they were written). One ``where`` rather than summed biases, so a position hidden twice is min,
+    not -inf (our PyTorch stack's rule)."""
     if mask is None and not causal:
         return None
     allowed = None
@@ -157,10 +158,21 @@ def attention_bias(mask, causal: bool, t: int, s: int, dtype=tf.float32):
         mask = tf.cast(mask, tf.bool) if mask.dtype != tf.bool else mask
         allowed = mask[:, None, :, :] if mask.shape.rank == 3 else mask[:, None, None, :]
     if causal:
-        query = tf.range(t)[:, None] + (s - t)
+        query = tf.range(t)[:, None] + ((s - t) if start is None else start)
         future = (tf.range(s)[None, :] <= query)[None, None]  # (1, 1, T, S)
         allowed = future if allowed is None else tf.logical_and(allowed, future)
     return tf.where(allowed, tf.zeros((), dtype), tf.constant(dtype.min, dtype))
+
+
+def write_at(buffer, new, start):
+    """``buffer`` (B, H, L, D) with ``new`` (B, H, T, D) written at positions start .. start+T-1: generation's
+    fixed-size cache. A gather and a select over the L positions, not a scatter: the same program for every
+    ``start``, so a whole decoding loop compiles once under XLA."""
+    length, t = buffer.shape[2], tf.shape(new)[2]
+    pos = tf.range(length)
+    inside = tf.logical_and(pos >= start, pos < start + t)
+    spread = tf.gather(new, tf.clip_by_value(pos - start, 0, t - 1), axis=2)
+    return tf.where(inside[None, None, :, None], spread, buffer)
 
 
 def split_heads(x, heads: int):

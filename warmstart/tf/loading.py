@@ -116,8 +116,8 @@ class TFLoadingMixin:
         config, model_kwargs = load_model_config(cls, folder, config, kwargs)
         model = cls(config, *model_args, **model_kwargs)
         arrays, fmt, layout = read_checkpoint(folder, from_pt=from_pt)
-        info = model._fit_checkpoint(arrays, fmt, str(folder), ignore_mismatched)
         object.__setattr__(model, "_h5_layout", layout)
+        info = model._fit_checkpoint(arrays, fmt, str(folder), ignore_mismatched)
         attach_generation_config(model, folder)
         return (model, info) if output_loading_info else model
 
@@ -188,7 +188,7 @@ class TFLoadingMixin:
             if for_pytorch:
                 from safetensors.numpy import save_file
 
-                state = {k: np.ascontiguousarray(v) for k, v in tf_to_pt(arrays, base_model=self._pt_is_base).items()}
+                state = {k: np.ascontiguousarray(v) for k, v in self._pytorch_state(arrays).items()}
                 save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
             elif safe_serialization:
                 from safetensors.numpy import save_file
@@ -204,6 +204,10 @@ class TFLoadingMixin:
                 export_saved_model(self, tmp / "saved_model" / str(int(version)))
 
         atomic_save(save_directory, write)
+
+    def _pytorch_state(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The PyTorch class's state dict (``for_pytorch=True``)."""
+        return tf_to_pt(arrays, base_model=self._pt_is_base)
 
     def _file_model_name(self) -> str:
         layout = getattr(self, "_h5_layout", None)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .backend import keras, tf
+from .generation import TFGenerationMixin
 from .layers import named_weights
 from .loading import TFLoadingMixin
 
@@ -41,7 +42,9 @@ def _is_tensorish(x) -> bool:
 def unpack_inputs(call):
     """v4's first-argument forms -> keywords of ``call``: a dict of named inputs, a list/tuple of tensors in the
     signature's order, or the main input itself. Unknown names and names given twice are errors naming them."""
-    names = [p for p in inspect.signature(call).parameters if p != "self"]
+    params = inspect.signature(call).parameters
+    names = [n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in params.values())  # call(..., **kwargs) takes more by name
 
     @functools.wraps(call)
     def wrapper(self, *args, **kwargs):
@@ -67,7 +70,7 @@ def unpack_inputs(call):
                                     f"got {len(args)}")
                 given = dict(zip(names, args))
             unknown = sorted(k for k in given if k not in names)
-            if unknown:
+            if unknown and not open_ended:
                 raise TypeError(f"{type(self).__name__} got unknown input(s) {unknown}; it takes {names}")
             twice = sorted(k for k in given if k in kwargs and kwargs[k] is not None)
             if twice:
@@ -129,7 +132,7 @@ class _Flags(dict):
     pass
 
 
-class TFPreTrainedModel(keras.Model, TFLoadingMixin):
+class TFPreTrainedModel(keras.Model, TFLoadingMixin, TFGenerationMixin):
     config_class = None
     base_model_prefix = "bert"
     main_input_name = "input_ids"

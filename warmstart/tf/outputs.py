@@ -14,7 +14,7 @@ __all__ = ["TFBaseModelOutputWithPoolingAndCrossAttentions", "TFBaseModelOutputW
            "TFMaskedLMOutput", "TFSequenceClassifierOutput", "TFTokenClassifierOutput",
            "TFQuestionAnsweringModelOutput", "TFMultipleChoiceModelOutput", "TFNextSentencePredictorOutput",
            "TFBertForPreTrainingOutput", "TFCausalLMOutputWithCrossAttentions", "TFCausalLMOutputWithPast",
-           "TFBaseModelOutputWithPast"]
+           "TFBaseModelOutputWithPast", "TFSeq2SeqLMOutput"]
 
 
 def _tf_output(name: str, *names: str) -> type:
@@ -56,3 +56,6 @@ TFCausalLMOutputWithCrossAttentions = _tf_output("TFCausalLMOutputWithCrossAtten
                                                  "past_key_values", "hidden_states", "attentions", "cross_attentions")
 TFCausalLMOutputWithPast = _tf_output("TFCausalLMOutputWithPast", "loss", "logits", "past_key_values",
                                       "hidden_states", "attentions")
+TFSeq2SeqLMOutput = _tf_output("TFSeq2SeqLMOutput", "loss", "logits", "past_key_values", "decoder_hidden_states",
+                               "decoder_attentions", "cross_attentions", "encoder_last_hidden_state",
+                               "encoder_hidden_states", "encoder_attentions")

@@ -9,7 +9,7 @@ Layers take tensors and return tensors; only the public models build output clas
 from __future__ import annotations
 
 from .backend import keras, tf
-from .layers import Dense, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads
+from .layers import Dense, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads, write_at
 
 __all__ = ["TFBertEmbeddings", "TFBertLayer", "TFBertMainLayer", "TFBertLMPredictionHead", "TFRobertaLMHead",
            "roberta_positions"]
@@ -57,8 +57,9 @@ class TFBertEmbeddings(Layer):
 
 class TFBertSelfAttention(Layer):
     """Query / key / value projections and scaled dot-product attention; cross-attention over ``kv`` when given.
-    With a cache entry, self-attention appends the new keys and values and cross-attention reuses the stored
-    ones (the encoder states are projected once per generation, v4's rule)."""
+    With a cache entry, self-attention appends the new keys and values (or, given ``start``, writes them into the
+    fixed-size buffers of generate()) and cross-attention reuses the stored ones (the encoder states are projected
+    once per generation, v4's rule)."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -72,14 +73,16 @@ class TFBertSelfAttention(Layer):
         self.dropout = keras.layers.Dropout(c.attention_probs_dropout_prob)
         self.built = True
 
-    def call(self, x, bias, kv=None, head_mask=None, past=None, training: bool = False):
+    def call(self, x, bias, kv=None, head_mask=None, past=None, training: bool = False, start=None):
         q = split_heads(self.query(x), self.heads)
         if kv is not None and past is not None:  # cross-attention: the encoder's keys/values from the cache
             k, v = past
         else:
             source = x if kv is None else kv
             k, v = split_heads(self.key(source), self.heads), split_heads(self.value(source), self.heads)
-            if past is not None:  # self-attention continuing a cache: (B, H, P + T, D)
+            if past is not None and start is not None:  # generate()'s buffers: (B, H, L, D)
+                k, v = write_at(past[0], k, start), write_at(past[1], v, start)
+            elif past is not None:  # self-attention continuing a cache: (B, H, P + T, D)
                 k, v = tf.concat([past[0], k], axis=2), tf.concat([past[1], v], axis=2)
         y, probs = attend(q, k, v, bias, head_mask, self.dropout, training)
         return y, probs, (k, v)
@@ -107,8 +110,8 @@ class TFBertAttention(Layer):
         self.sub("output", TFBertSelfOutput(config), attr="out")
         self.built = True
 
-    def call(self, x, bias, kv=None, head_mask=None, past=None, training: bool = False):
-        h, probs, present = self.attn(x, bias, kv, head_mask, past, training=training)
+    def call(self, x, bias, kv=None, head_mask=None, past=None, training: bool = False, start=None):
+        h, probs, present = self.attn(x, bias, kv, head_mask, past, training=training, start=start)
         return self.out(h, x, training=training), probs, present
 
 
@@ -126,9 +129,9 @@ class TFBertLayer(Layer):
         self.sub("output", TFBertSelfOutput(c, n_in=c.intermediate_size), attr="out")
         self.built = True
 
-    def call(self, x, bias, enc=None, enc_bias=None, head_mask=None, past=None, training: bool = False):
+    def call(self, x, bias, enc=None, enc_bias=None, head_mask=None, past=None, training: bool = False, start=None):
         self_past = None if past is None else past[:2]
-        x, probs, present = self.attention(x, bias, None, head_mask, self_past, training=training)
+        x, probs, present = self.attention(x, bias, None, head_mask, self_past, training=training, start=start)
         cross = None
         if enc is not None:
             cross_past = None if past is None or len(past) < 4 else past[2:]
@@ -156,13 +159,13 @@ class TFBertEncoder(Layer):
         self.built = True
 
     def call(self, x, bias, enc, enc_bias, head_mask, past, use_cache, output_attentions, output_hidden_states,
-             training: bool = False):
+             training: bool = False, start=None):
         hidden, attentions, crosses, presents = [], [], [], []
         for i, block in enumerate(self.blocks):
             if output_hidden_states:
                 hidden.append(x)
             x, probs, cross, present = block(x, bias, enc, enc_bias, None if head_mask is None else head_mask[i],
-                                             None if past is None else past[i], training=training)
+                                             None if past is None else past[i], training=training, start=start)
             if output_attentions:
                 attentions.append(probs)
                 if cross is not None:
@@ -189,7 +192,9 @@ class TFBertPooler(Layer):
 class TFBertMainLayer(Layer):
     """The backbone (v4's ``bert`` / ``roberta`` main layer): embeddings, layers, optional pooler.
 
-    Inputs arrive checked and normalised by the model (``modeling.py``); this returns a dict of tensors."""
+    Inputs arrive checked and normalised by the model (``modeling.py``); this returns a dict of tensors. With
+    ``cache_start`` (generate()), ``past_key_values`` are fixed-size buffers the new keys and values are written
+    into at that position, and ``attention_mask`` covers the whole buffer."""
 
     def __init__(self, config, add_pooling_layer: bool = True, roberta: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -208,18 +213,19 @@ class TFBertMainLayer(Layer):
 
     def call(self, inputs: dict, training: bool = False) -> dict:
         c = self.config
-        past = inputs.get("past_key_values")
-        past_len = 0 if past is None else tf.shape(past[0][0])[2]
+        past, start = inputs.get("past_key_values"), inputs.get("cache_start")
+        past_len = 0 if past is None else (start if start is not None else tf.shape(past[0][0])[2])
         x = self.embeddings(inputs.get("input_ids"), inputs.get("position_ids"), inputs.get("token_type_ids"),
                             inputs.get("inputs_embeds"), past_len, training=training)
         t = tf.shape(x)[1]
-        bias = attention_bias(inputs.get("attention_mask"), bool(c.is_decoder), t, t + past_len)
+        keys = t + past_len if start is None else past[0][0].shape[2]
+        bias = attention_bias(inputs.get("attention_mask"), bool(c.is_decoder), t, keys, start=start)
         enc, enc_bias = inputs.get("encoder_hidden_states"), None
         if enc is not None and inputs.get("encoder_attention_mask") is not None:
             enc_bias = attention_bias(inputs["encoder_attention_mask"], False, t, tf.shape(enc)[1])
         x, hidden, attentions, crosses, presents = self.encoder(
             x, bias, enc, enc_bias, inputs.get("head_mask"), past, inputs["use_cache"],
-            inputs["output_attentions"], inputs["output_hidden_states"], training=training)
+            inputs["output_attentions"], inputs["output_hidden_states"], training=training, start=start)
         return {
             "last_hidden_state": x,
             "pooler_output": self.pooler(x) if self.pooler is not None else None,
