@@ -64,7 +64,8 @@ LONG_FILES = ("tests/test_readme.py", "tests/flax/test_readme_blocks.py", "tests
               "tests/flax/test_pytorch_parity.py", "tests/flax/test_train_seq2seq.py", "tests/tf/test_keras.py",
               "tests/generation/test_parity.py", "tests/tokenizers/test_wordpiece_properties.py",
               "tests/checkpoint/test_io.py", "tests/tf/test_tokenizer.py", "tests/tf/test_parity.py",
-              "tests/tf/test_v4_fixtures.py")
+              "tests/tf/test_v4_fixtures.py", "tests/tf/test_generation.py", "tests/tf/test_encoder_decoder.py",
+              "tests/tf/test_search.py")
 
 
 def pytest_collection_modifyitems(config, items):

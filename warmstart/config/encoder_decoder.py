@@ -95,3 +95,20 @@ def check_shift_ids(pad_token_id: int | None, decoder_start_token_id: int | None
     if pad_token_id is None:
         raise ValueError("config.pad_token_id is None, so -100 labels cannot be turned into decoder inputs; set it, "
                          "e.g. model.config.pad_token_id = tokenizer.pad_token_id")
+
+
+def composite_config(config, encoder, decoder, cls_name: str) -> EncoderDecoderConfig:
+    """The config an encoder-decoder is built with (every wing's ``__init__(config, encoder, decoder)``): the one
+    given, else one made from the two ready models' configs; checked."""
+    if config is None:
+        if encoder is None or decoder is None:
+            raise ValueError(f"{cls_name} needs a config, or both an encoder and a decoder; got "
+                             f"encoder={type(encoder).__name__}, decoder={type(decoder).__name__}")
+        config = EncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config)
+    elif not isinstance(config, EncoderDecoderConfig):
+        raise TypeError(f"config must be an EncoderDecoderConfig, got {type(config).__name__}")
+    cross_size = getattr(config.decoder, "cross_attention_hidden_size", None)
+    if cross_size is not None and cross_size != config.encoder.hidden_size:
+        raise ValueError(f"the decoder's cross_attention_hidden_size ({cross_size}) must equal the encoder's "
+                         f"hidden_size ({config.encoder.hidden_size})")
+    return config

@@ -4,6 +4,7 @@ keyword arguments that name config fields, as v4 does. Framework-free: every win
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from typing import Any
 from .base import CONFIG_NAME, ConfigError, PretrainedConfig, _pruned_heads, read_json
 
 __all__ = ["read_model_config", "load_model_config", "apply_config_overrides", "attach_generation_config",
-           "take_prefixed", "side_config"]
+           "take_prefixed", "side_config", "warm_start_side_config"]
+
+log = logging.getLogger("warmstart")
 
 
 def read_model_config(folder: Path, config: Any, cls) -> dict[str, Any]:
@@ -94,4 +97,19 @@ def side_config(path, side_kwargs: dict[str, Any], loader_keywords) -> Pretraine
     for key in [k for k in side_kwargs if k not in loader_keywords and hasattr(config, k)]:
         setattr(config, key, side_kwargs.pop(key))
     config.validate()
+    return config
+
+
+def warm_start_side_config(side: str, path, side_kwargs: dict[str, Any], loader_keywords) -> PretrainedConfig:
+    """The config a composite's warm start loads one side with (``side_kwargs["config"]`` or the checkpoint's):
+    the decoder gets a causal mask and cross-attention, the encoder neither (every wing's
+    ``from_encoder_decoder_pretrained``)."""
+    if "config" not in side_kwargs:
+        side_kwargs["config"] = side_config(path, side_kwargs, loader_keywords)
+    config = side_kwargs["config"]
+    as_decoder = side == "decoder"
+    if (config.is_decoder, config.add_cross_attention) != (as_decoder, as_decoder):
+        log.info("%s is loaded as the %s: causal mask and cross-attention %s", path, side,
+                 "on (cross-attention newly initialised)" if as_decoder else "off")
+        config.is_decoder = config.add_cross_attention = as_decoder
     return config

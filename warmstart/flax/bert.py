@@ -314,7 +314,7 @@ class _CausalLMHead(_FlaxBertHead):
     cache through ``init_cache`` / ``past_key_values``; ``labels`` (unshifted) give the shifted LM loss."""
 
     output_class = O.FlaxCausalLMOutputWithCrossAttentions
-    _lm_head = True  # generate() drives it
+    _generates = True  # generate() drives it
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                  encoder_hidden_states=None, encoder_attention_mask=None, params=None, dropout_rng=None,

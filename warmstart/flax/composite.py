@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..config.encoder_decoder import EncoderDecoderConfig
-from ..config.loading import side_config, take_prefixed
+from ..config.loading import take_prefixed, warm_start_side_config
 from .loading import FLAX_LOAD_KEYWORDS, FlaxLoadingError
 
 __all__ = ["FlaxCompositeLoadingMixin"]
@@ -139,14 +139,7 @@ class FlaxCompositeLoadingMixin:
                     if side_kw.pop(name, None):
                         raise ValueError(f"{side}_{name} is not supported here: the composite holds both sides' "
                                          "params")
-                if "config" not in side_kw:
-                    side_kw["config"] = side_config(path, side_kw, FLAX_LOAD_KEYWORDS)
-                config = side_kw["config"]
-                as_decoder = side == "decoder"
-                if (config.is_decoder, config.add_cross_attention) != (as_decoder, as_decoder):
-                    log.info("%s is loaded as the %s: causal mask and cross-attention %s", path, side,
-                             "on (cross-attention newly initialised)" if as_decoder else "off")
-                    config.is_decoder = config.add_cross_attention = as_decoder
+                warm_start_side_config(side, path, side_kw, FLAX_LOAD_KEYWORDS)
                 side_kw.setdefault("dtype", dtype)
                 model = auto.from_pretrained(path, **side_kw)
             elif side_kw:

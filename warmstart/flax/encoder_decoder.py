@@ -121,7 +121,7 @@ class FlaxEncoderDecoderModel(FlaxCompositeLoadingMixin, FlaxPreTrainedModel):
     config_class = EncoderDecoderConfig
     module_class = FlaxEncoderDecoderModule
     base_model_prefix = "encoder_decoder"
-    _lm_head = True  # generate() drives it
+    _generates = True  # generate() drives it
 
     def __init__(self, config: EncoderDecoderConfig, input_shape=None, seed: int = 0, dtype=jnp.float32,
                  _do_init: bool = True, gradient_checkpointing: bool = False):

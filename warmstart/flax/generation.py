@@ -20,7 +20,6 @@ keys/values are computed once per generation, not per step (v4 recomputed them).
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import jax
@@ -28,13 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..config.generation import GenerationConfig
-from ..families import is_causal
 from ..generation.host import ENCODER_BUCKET, HostPrompt, HostPromptMixin
 from ..generation.mixin import GenerationMixin
-from ..generation.settings import (check_token_ids, finished_row_pad, resolve_lengths,
-                                   resolve_max_length, resolve_settings)
 from .outputs import _flax_output
-from .processors import build_processors, refuse_unsupported
+from .processors import build_processors
 from .search import SearchSpec, beam_search, greedy_or_sample, repeat_rows
 
 __all__ = ["FlaxGenerationMixin", "FlaxGreedySearchOutput", "FlaxSampleOutput", "FlaxBeamSearchOutput",
@@ -48,13 +44,7 @@ FlaxBeamSearchOutput = _flax_output("FlaxBeamSearchOutput", "sequences", "scores
 class FlaxGenerationMixin(HostPromptMixin, GenerationMixin):
     """``generate`` and ``generation_config`` (the latter shared with the PyTorch wing's mixin)."""
 
-    _lm_head = False  # causal-LM heads and encoder-decoders set True
-
-    def can_generate(self) -> bool:
-        config = getattr(self, "config", None)
-        if config is None or not self._lm_head:
-            return False
-        return bool(getattr(config, "is_encoder_decoder", False)) or is_causal(config)
+    _who = "the Flax generate()"
 
     def _refuse_traced(self, name: str, x) -> None:
         if isinstance(x, jax.core.Tracer):
@@ -62,13 +52,6 @@ class FlaxGenerationMixin(HostPromptMixin, GenerationMixin):
                             "(it compiles itself)")
 
     # ---- the model protocol, for causal LMs (FlaxEncoderDecoderModel has its own) ---------------------------------
-    @property
-    def _seq2seq(self) -> bool:
-        return bool(getattr(self.config, "is_encoder_decoder", False))
-
-    @property
-    def _gen_decoder_config(self):
-        return self.config.decoder if self._seq2seq else self.config
 
     def _gen_positions(self) -> tuple[int, int]:
         """(first position id, position id under padding) of the decoder."""
@@ -118,31 +101,8 @@ class FlaxGenerationMixin(HostPromptMixin, GenerationMixin):
         if not self.can_generate():
             raise TypeError(f"{type(self).__name__} cannot generate: it has no left-to-right LM head; use a causal LM "
                             "(built with is_decoder=True) or a FlaxEncoderDecoderModel")
-        settings = resolve_settings(self.generation_config, generation_config, kwargs)
-        config = settings.config
-        refuse_unsupported(config)
-        if config.use_cache is False:
-            warnings.warn("use_cache=False is ignored by the Flax generate(): its loop always decodes over a "
-                          "preallocated cache (same tokens)", UserWarning, stacklevel=2)
-        dec_config = self._gen_decoder_config
-        prompt = self._gen_prompt(input_ids, settings)
-        check_token_ids(settings, dec_config.vocab_size)
-
-        # plan: lengths, processors, the static settings of the compiled program
-        t0 = prompt.ids.shape[1]
-        first, _ = self._gen_positions()
-        table = dec_config.max_position_embeddings
-        max_length = resolve_max_length(config, usable_positions=table - first, max_positions=table, prompt_len=t0,
-                                        what="decoder prompt" if self._seq2seq else "prompt", stacklevel=4)
-        resolve_lengths(settings, max_length, t0)
-        eos = tuple(settings.eos_ids or ())
-        pad = finished_row_pad(config, settings.eos_ids)
-        nb = config.num_beams
-        copies = max(nb, config.num_return_sequences if config.do_sample else 1)
-        spec = SearchSpec(max_length=max_length, prompt_length=t0, eos=eos, pad=0 if pad is None else int(pad),
-                          pad_finished=bool(eos), do_sample=bool(config.do_sample), num_beams=nb,
-                          num_return_sequences=config.num_return_sequences,
-                          length_penalty=float(config.length_penalty), early_stopping=config.early_stopping)
+        settings, prompt, spec, copies = self._gen_plan(input_ids, generation_config, kwargs)
+        config, t0, nb = settings.config, spec.prompt_length, spec.num_beams
         # One row on CPU runs as two identical rows, the first returned: XLA's CPU backend lowers the one-row
         # (vector x matrix) products of a decoding step to a kernel ~3x slower than its two-row matrix products
         # (MiniLM bert2bert: 29 ms vs 9 ms a step), so the second row is nearly free.
@@ -153,8 +113,8 @@ class FlaxGenerationMixin(HostPromptMixin, GenerationMixin):
         processors = build_processors(config, prompt_length=t0, eos_ids=settings.eos_ids,
                                       ignore=None if ignore is None else jnp.asarray(ignore),
                                       custom=logits_processor)
-        program = self._generate_program(spec, processors, copies, config, bool(logits_processor), ignore is not None,
-                                         trace, prompt)
+        program = self._generate_program(spec, processors, copies, config, bool(logits_processor),
+                                         None if ignore is None else tuple(ignore.tolist()), trace, prompt)
         arrays = self._gen_arrays(prompt)
         if doubled:
             arrays = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a]), arrays)
@@ -166,23 +126,14 @@ class FlaxGenerationMixin(HostPromptMixin, GenerationMixin):
             return FlaxBeamSearchOutput(sequences=out[0], scores=out[1])
         return (FlaxSampleOutput if config.do_sample else FlaxGreedySearchOutput)(sequences=out)
 
-    # ---- 2. prompt ------------------------------------------------------------------------------------------------
-    # ---- 3-4. the compiled program -------------------------------------------------------------------------------
+    # ---- the compiled program -------------------------------------------------------------------------------
     def _gen_arrays(self, prompt: HostPrompt) -> dict:
-        arrays = dict(ids=prompt.ids, positions=prompt.positions)
-        if prompt.mask is not None:
-            arrays["mask"] = prompt.mask
-        if prompt.token_types is not None:
-            arrays["token_types"] = prompt.token_types
-        if prompt.encoder is not None:
-            arrays["encoder"] = prompt.encoder
-        if prompt.encoder_states is not None:
-            arrays["encoder_states"] = prompt.encoder_states
-        return jax.tree_util.tree_map(jnp.asarray, arrays)
+        return jax.tree_util.tree_map(jnp.asarray, prompt.arrays())
 
-    def _generate_program(self, spec: SearchSpec, processors, copies: int, config, custom: bool, ignore: bool,
+    def _generate_program(self, spec: SearchSpec, processors, copies: int, config, custom: bool, ignore,
                           trace: bool, prompt: HostPrompt):
-        """The jitted generation for these static settings (shapes are jax's own cache key)."""
+        """The jitted generation for these static settings (shapes are jax's own cache key). ``ignore`` (the
+        repetition penalty's left-padding offsets, baked into its processor) is part of the key."""
         keyed = ("repetition_penalty", "no_repeat_ngram_size", "bad_words_ids", "min_length", "min_new_tokens",
                  "forced_bos_token_id", "forced_eos_token_id", "suppress_tokens", "begin_suppress_tokens",
                  "temperature", "top_k", "top_p")

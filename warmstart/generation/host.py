@@ -1,12 +1,14 @@
-"""generate()'s prompt step on the host, for the Flax and TensorFlow wings (numpy only: no torch, jax or TF).
+"""generate()'s host-side steps for the compiled wings, Flax and TensorFlow (numpy only: no torch, jax or TF).
 
-Both wings compile their whole decoding loop, so every input is checked, and the decoder prompt, its mask and its
-positions are built, before anything is traced: ``HostPromptMixin._gen_prompt`` turns the caller's arrays (numpy,
-jax, TF eager or torch tensors) into a ``HostPrompt`` of int32 numpy arrays, with the PyTorch wing's rules and
-messages (warmstart/generation/prompt.py is its torch twin, which also moves tensors to the model's device).
-Encoder inputs are padded (masked) to a multiple of ``ENCODER_BUCKET`` so that nearby lengths share one compiled
-program. A wing's mixin provides ``_seq2seq``, ``_gen_positions()``, ``takes_token_types`` and
-``_refuse_traced(name, x)`` (a traced array cannot be read on the host).
+Both wings compile their whole decoding loop, so everything that is not the loop happens here, before anything is
+traced, with the PyTorch wing's rules and messages: the settings are resolved and the strategies the loops lack
+refused (``refuse_unsupported``); ``HostPromptMixin._gen_prompt`` checks the caller's arrays (numpy, jax, TF eager or
+torch tensors) and builds the decoder prompt, its mask and positions as a ``HostPrompt`` of int32 numpy arrays
+(warmstart/generation/prompt.py is its torch twin); ``_gen_plan`` adds the lengths and the search's static
+settings (``SearchSpec``); ``compiled_processors`` maps the shared processor plan onto a wing's functions of the
+same names. Encoder inputs are padded (masked) to a multiple of ``ENCODER_BUCKET`` so that nearby lengths share
+one compiled program. A wing's mixin provides ``_gen_positions()``, ``takes_token_types``, ``_who`` (how errors
+name it) and ``_refuse_traced(name, x)`` (a traced array cannot be read on the host).
 """
 from __future__ import annotations
 
@@ -17,11 +19,80 @@ from typing import Any
 
 import numpy as np
 
-from .settings import decoder_start_id
+from ..families import is_causal
+from .plan import SearchSpec, processor_plan
+from .settings import (check_token_ids, decoder_start_id, finished_row_pad, id_list, resolve_lengths,
+                       resolve_max_length, resolve_settings)
 
-__all__ = ["HostPrompt", "HostPromptMixin", "host_ids", "check_range", "mask_like", "ENCODER_BUCKET"]
+__all__ = ["HostPrompt", "HostPromptMixin", "host_ids", "check_range", "mask_like", "refuse_unsupported",
+           "compiled_processors", "ENCODER_BUCKET", "COMPILED_SUPPORTED"]
 
 ENCODER_BUCKET = 16
+
+# Strategies and outputs the compiled loops do not implement (processor settings are checked against the plan).
+_UNSUPPORTED = {
+    "num_beam_groups": lambda v: v == 1,
+    "penalty_alpha": lambda v: v is None,
+    "dola_layers": lambda v: v is None,
+    "force_words_ids": lambda v: v is None,
+    "constraints": lambda v: v is None,
+    "stop_strings": lambda v: v is None,
+    "max_time": lambda v: v is None,
+    "prompt_lookup_num_tokens": lambda v: v is None,
+    "output_attentions": lambda v: not v,
+    "output_hidden_states": lambda v: not v,
+    "output_logits": lambda v: not v,
+}
+COMPILED_SUPPORTED = ("greedy search, sampling, beam search and beam sampling with repetition_penalty, "
+                      "no_repeat_ngram_size, bad_words_ids, min_length / min_new_tokens, forced BOS / EOS, "
+                      "suppress_tokens, begin_suppress_tokens and temperature / top_k / top_p")
+
+
+# plan step (generation/plan.py) -> (the wing's processor function, its arguments from the step's and ``ignore``)
+_PROCESSORS = {
+    "repetition_penalty": ("repetition_penalty", lambda a, ignore: (float(a["penalty"]), ignore)),
+    "no_repeat_ngram": ("no_repeat_ngram", lambda a, ignore: (int(a["size"]),)),
+    "bad_words": ("bad_words", lambda a, ignore: (a["bad_words_ids"], a["eos_ids"])),
+    "min_length": ("min_length", lambda a, ignore: (int(a["min_length"]), a["eos_ids"])),
+    "min_new_tokens": ("min_length", lambda a, ignore: (int(a["prompt_length"]) + int(a["min_new_tokens"]),
+                                                        a["eos_ids"])),
+    "forced_bos": ("forced_bos", lambda a, ignore: (int(a["bos_token_id"]),)),
+    "forced_eos": ("forced_eos", lambda a, ignore: (int(a["max_length"]), id_list(a["eos_token_id"]))),
+    "suppress_tokens": ("suppress", lambda a, ignore: (list(a["tokens"]),)),
+    "begin_suppress_tokens": ("suppress", lambda a, ignore: (list(a["tokens"]), int(a["begin_index"]))),
+    "temperature": ("temperature", lambda a, ignore: (float(a["temperature"]),)),
+    "top_k": ("top_k", lambda a, ignore: (int(a["top_k"]), int(a["min_tokens_to_keep"]))),
+    "top_p": ("top_p", lambda a, ignore: (float(a["top_p"]), int(a["min_tokens_to_keep"]))),
+}
+
+
+def compiled_processors(config, impl, who: str, *, prompt_length: int, eos_ids, ignore=None, custom=None) -> list:
+    """A compiled wing's processors for the shared plan, in its order: each built by the function of that name in
+    ``impl`` (the wing's processors module); ``custom`` ones (v4's protocol ``fn(input_ids, scores, cur_len)``) run
+    after the built ones, before the warpers. A plan step without a compiled version is refused by name."""
+    steps, warpers = processor_plan(config, prompt_length=prompt_length, eos_ids=eos_ids, has_encoder_ids=True)
+    missing = [(name, a) for name, a in steps + warpers if name not in _PROCESSORS]
+    if missing:
+        name, a = missing[0]
+        raise ValueError(f"{who} does not implement the {name} processor ({a or 'on'}): it runs "
+                         f"{COMPILED_SUPPORTED}; use the PyTorch model for the rest")
+
+    def make(name, a):
+        function, args = _PROCESSORS[name]
+        return getattr(impl, function)(*args(a, ignore))
+
+    out = [make(name, a) for name, a in steps]
+    out += [lambda ids, cur, s, fn=fn: fn(ids, s, cur) for fn in custom or ()]
+    return out + [make(name, a) for name, a in warpers]
+
+
+def refuse_unsupported(config, who: str) -> None:
+    """A setting the compiled loops lack, refused by name (``who``: "the Flax generate()"...)."""
+    for name, off in _UNSUPPORTED.items():
+        value = getattr(config, name, None)
+        if not off(value):
+            raise ValueError(f"{who} does not support {name}={value!r}: it runs {COMPILED_SUPPORTED}; use the "
+                             "PyTorch model for the rest")
 
 
 @dataclass
@@ -33,6 +104,19 @@ class HostPrompt:
     token_types: np.ndarray | None = None  # (B, T0), decoder-only
     encoder: dict | None = None  # encoder inputs (ids, mask, token types), padded to the bucket
     encoder_states: Any = None  # (B, S, C_enc) given as encoder_outputs
+
+    def arrays(self) -> dict:
+        """The arrays the compiled program takes (only those that are set: their presence is static)."""
+        arrays = dict(ids=self.ids, positions=self.positions)
+        if self.mask is not None:
+            arrays["mask"] = self.mask
+        if self.token_types is not None:
+            arrays["token_types"] = self.token_types
+        if self.encoder is not None:
+            arrays["encoder"] = self.encoder
+        if self.encoder_states is not None:
+            arrays["encoder_states"] = self.encoder_states
+        return arrays
 
 
 def host_ids(name: str, x) -> np.ndarray:
@@ -65,8 +149,53 @@ def mask_like(name: str, mask, shape) -> np.ndarray:
 class HostPromptMixin:
     """The prompt step of generate() on the host; see the module docstring for what a wing provides."""
 
+    _who = "generate()"  # how the errors name this wing's generate
+    _generates = False  # causal-LM heads and encoder-decoders set True
+
+    def can_generate(self) -> bool:
+        config = getattr(self, "config", None)
+        if config is None or not self._generates:
+            return False
+        return bool(getattr(config, "is_encoder_decoder", False)) or is_causal(config)
+
+    @property
+    def _seq2seq(self) -> bool:
+        return bool(getattr(self.config, "is_encoder_decoder", False))
+
+    @property
+    def _gen_decoder_config(self):
+        return self.config.decoder if self._seq2seq else self.config
+
     def _refuse_traced(self, name: str, x) -> None:
         """Raise if ``x`` is a traced (symbolic) array of the wing's framework."""
+
+    def _gen_plan(self, inputs, generation_config, kwargs: dict):
+        """Settings -> prompt -> the search's static settings, every check done: (settings, prompt, spec,
+        copies), where ``copies`` is how many rows each input becomes (beams, or samples per input)."""
+        settings = resolve_settings(self.generation_config, generation_config, kwargs)
+        config = settings.config
+        refuse_unsupported(config, self._who)
+        if config.use_cache is False:
+            warnings.warn(f"use_cache=False is ignored by {self._who}: its loop always decodes over a cache of the "
+                          "final length (same tokens)", UserWarning, stacklevel=3)
+        dec_config = self._gen_decoder_config
+        prompt = self._gen_prompt(inputs, settings)
+        check_token_ids(settings, dec_config.vocab_size)
+        t0 = prompt.ids.shape[1]
+        first, _ = self._gen_positions()
+        table = dec_config.max_position_embeddings
+        max_length = resolve_max_length(config, usable_positions=table - first, max_positions=table, prompt_len=t0,
+                                        what="decoder prompt" if self._seq2seq else "prompt", stacklevel=5)
+        resolve_lengths(settings, max_length, t0)
+        eos = tuple(settings.eos_ids or ())
+        pad = finished_row_pad(config, settings.eos_ids)
+        nb = config.num_beams
+        copies = max(nb, config.num_return_sequences if config.do_sample else 1)
+        spec = SearchSpec(max_length=max_length, prompt_length=t0, eos=eos, pad=0 if pad is None else int(pad),
+                          pad_finished=bool(eos), do_sample=bool(config.do_sample), num_beams=nb,
+                          num_return_sequences=config.num_return_sequences,
+                          length_penalty=float(config.length_penalty), early_stopping=config.early_stopping)
+        return settings, prompt, spec, copies
 
     def _host(self, name: str, x) -> np.ndarray:
         self._refuse_traced(name, x)
@@ -194,7 +323,7 @@ class HostPromptMixin:
         else:
             positions = np.where(dmask == 0, pad_position, np.cumsum(dmask, axis=1) - 1 + first).astype(np.int32)
         return HostPrompt(batch=batch, ids=dec, mask=dmask, positions=positions, encoder=encoder,
-                       encoder_states=states)
+                          encoder_states=states)
 
     def _bucketed(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None,
                   positions: np.ndarray | None = None) -> dict:

@@ -28,7 +28,7 @@ from torch import nn
 from .. import outputs as O
 from ..checkpoint.composite import load_composite, save_composite
 from ..checkpoint.pretrained import LoadRequest
-from ..config.encoder_decoder import EncoderDecoderConfig, check_shift_ids
+from ..config.encoder_decoder import EncoderDecoderConfig, check_shift_ids, composite_config
 from ..config.loading import side_config, take_prefixed
 from ..nn import Attention, KVCache
 from ..nn.losses import check_label_range, cross_entropy, padding_is_scored
@@ -89,17 +89,8 @@ class EncoderDecoderModel(PreTrainedModel):
 
     def __init__(self, config: EncoderDecoderConfig | None = None, encoder: PreTrainedModel | None = None,
                  decoder: PreTrainedModel | None = None):
-        if config is None:
-            if encoder is None or decoder is None:
-                raise ValueError("EncoderDecoderModel needs a config, or both an encoder and a decoder; got "
-                                 f"encoder={type(encoder).__name__}, decoder={type(decoder).__name__}")
-            config = EncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config)
-        elif not isinstance(config, EncoderDecoderConfig):
-            raise TypeError(f"config must be an EncoderDecoderConfig, got {type(config).__name__}")
+        config = composite_config(config, encoder, decoder, "EncoderDecoderModel")
         cross_size = getattr(config.decoder, "cross_attention_hidden_size", None)
-        if cross_size is not None and cross_size != config.encoder.hidden_size:
-            raise ValueError(f"the decoder's cross_attention_hidden_size ({cross_size}) must equal the encoder's "
-                             f"hidden_size ({config.encoder.hidden_size})")
         super().__init__(config)
         self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
         self.decoder = decoder if decoder is not None else AutoModelForCausalLM.from_config(config.decoder)

@@ -19,7 +19,7 @@ import numpy as np
 from ..checkpoint.report import loading_report
 from ..checkpoint.tf_layout import pt_to_tf, tf_to_pt
 from ..config.encoder_decoder import EncoderDecoderConfig
-from ..config.loading import side_config, take_prefixed
+from ..config.loading import take_prefixed, warm_start_side_config
 from .loading import TF_LOAD_KEYWORDS, TFLoadingError
 
 __all__ = ["TFCompositeLoadingMixin"]
@@ -147,14 +147,7 @@ class TFCompositeLoadingMixin:
                 if side_kw.pop("output_loading_info", None):
                     raise ValueError(f"{side}_output_loading_info is not supported here: load the {side} alone to "
                                      "see its report")
-                if "config" not in side_kw:
-                    side_kw["config"] = side_config(path, side_kw, TF_LOAD_KEYWORDS)
-                config = side_kw["config"]
-                as_decoder = side == "decoder"
-                if (config.is_decoder, config.add_cross_attention) != (as_decoder, as_decoder):
-                    log.info("%s is loaded as the %s: causal mask and cross-attention %s", path, side,
-                             "on (cross-attention newly initialised)" if as_decoder else "off")
-                    config.is_decoder = config.add_cross_attention = as_decoder
+                warm_start_side_config(side, path, side_kw, TF_LOAD_KEYWORDS)
                 model = auto.from_pretrained(path, name=side, **side_kw)
             elif side_kw:
                 raise ValueError(f"{side}_model= is a ready model; {sorted(side + '_' + k for k in side_kw)} "

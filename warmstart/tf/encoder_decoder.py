@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from ..config.encoder_decoder import EncoderDecoderConfig, check_shift_ids
+from ..config.encoder_decoder import EncoderDecoderConfig, check_shift_ids, composite_config
 from ..config.loading import take_prefixed
 from . import losses
 from .auto import TFAutoModel, TFAutoModelForCausalLM
@@ -45,17 +45,8 @@ class TFEncoderDecoderModel(TFCompositeLoadingMixin, TFPreTrainedModel):
     _generates = True
 
     def __init__(self, config=None, encoder=None, decoder=None, **kwargs):
-        if config is None:
-            if encoder is None or decoder is None:
-                raise ValueError("TFEncoderDecoderModel needs a config, or both an encoder and a decoder; got "
-                                 f"encoder={type(encoder).__name__}, decoder={type(decoder).__name__}")
-            config = EncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config)
-        elif not isinstance(config, EncoderDecoderConfig):
-            raise TypeError(f"config must be an EncoderDecoderConfig, got {type(config).__name__}")
+        config = composite_config(config, encoder, decoder, "TFEncoderDecoderModel")
         cross_size = getattr(config.decoder, "cross_attention_hidden_size", None)
-        if cross_size is not None and cross_size != config.encoder.hidden_size:
-            raise ValueError(f"the decoder's cross_attention_hidden_size ({cross_size}) must equal the encoder's "
-                             f"hidden_size ({config.encoder.hidden_size})")
         super().__init__(config, **kwargs)
         if encoder is None:
             encoder = TFAutoModel.from_config(config.encoder, name="encoder")

@@ -15,21 +15,17 @@ repetition_penalty, bad_words_ids, min_new_tokens, beam sampling and precomputed
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from ..config.generation import GenerationConfig
-from ..families import is_causal
 from ..generation.host import HostPrompt, HostPromptMixin
 from ..generation.mixin import GenerationMixin
 from ..generation.plan import SearchSpec
-from ..generation.settings import (check_token_ids, finished_row_pad, resolve_lengths, resolve_max_length,
-                                   resolve_settings)
 from .backend import tf
 from .outputs import _tf_output
-from .processors import build_processors, refuse_unsupported
+from .processors import build_processors
 from .search import beam_search, greedy_or_sample, repeat_rows
 
 __all__ = ["TFGenerationMixin", "TFGreedySearchDecoderOnlyOutput", "TFGreedySearchEncoderDecoderOutput",
@@ -75,13 +71,7 @@ def _seed(seed) -> tf.Tensor:
 class TFGenerationMixin(HostPromptMixin, GenerationMixin):
     """``generate`` and ``generation_config`` (the latter shared with the other wings' mixins)."""
 
-    _generates = False  # causal-LM heads and encoder-decoders set True
-
-    def can_generate(self) -> bool:
-        config = getattr(self, "config", None)
-        if config is None or not self._generates:
-            return False
-        return bool(getattr(config, "is_encoder_decoder", False)) or is_causal(config)
+    _who = "the TensorFlow generate()"
 
     def _refuse_traced(self, name: str, x) -> None:
         if tf.is_tensor(x) and not hasattr(x, "numpy"):
@@ -90,13 +80,6 @@ class TFGenerationMixin(HostPromptMixin, GenerationMixin):
                             "of wrapping it in tf.function")
 
     # ---- the model protocol, for causal LMs (TFEncoderDecoderModel has its own) ---------------------------------
-    @property
-    def _seq2seq(self) -> bool:
-        return bool(getattr(self.config, "is_encoder_decoder", False))
-
-    @property
-    def _gen_decoder_config(self):
-        return self.config.decoder if self._seq2seq else self.config
 
     def _first_position(self) -> int:
         main = getattr(self, self.base_model_prefix)
@@ -145,33 +128,9 @@ class TFGenerationMixin(HostPromptMixin, GenerationMixin):
         if not tf.executing_eagerly():
             raise RuntimeError("generate() runs eagerly and compiles its own loop: call it outside tf.function and "
                                "pass jit_compile=True for XLA")
-        settings = resolve_settings(self.generation_config, generation_config, kwargs)
+        settings, prompt, spec, copies = self._gen_plan(inputs, generation_config, kwargs)
         config = settings.config
-        refuse_unsupported(config)
-        if config.use_cache is False:
-            warnings.warn("use_cache=False is ignored by the TF generate(): its loop always decodes over a cache "
-                          "of the final length (same tokens)", UserWarning, stacklevel=2)
-        dec_config = self._gen_decoder_config
-        prompt = self._gen_prompt(inputs, settings)
-        check_token_ids(settings, dec_config.vocab_size)
-
-        # plan: lengths, the search's static settings, the program for them
-        t0 = prompt.ids.shape[1]
-        first, _ = self._gen_positions()
-        table = dec_config.max_position_embeddings
-        max_length = resolve_max_length(config, usable_positions=table - first, max_positions=table, prompt_len=t0,
-                                        what="decoder prompt" if self._seq2seq else "prompt", stacklevel=4)
-        resolve_lengths(settings, max_length, t0)
-        eos = tuple(settings.eos_ids or ())
-        pad = finished_row_pad(config, settings.eos_ids)
-        nb = config.num_beams
-        copies = max(nb, config.num_return_sequences if config.do_sample else 1)
-        want_scores = bool(config.return_dict_in_generate and config.output_scores)
-        spec = SearchSpec(max_length=max_length, prompt_length=t0, eos=eos, pad=0 if pad is None else int(pad),
-                          pad_finished=bool(eos), do_sample=bool(config.do_sample), num_beams=nb,
-                          num_return_sequences=config.num_return_sequences,
-                          length_penalty=float(config.length_penalty), early_stopping=config.early_stopping,
-                          output_scores=want_scores)
+        spec = spec._replace(output_scores=bool(config.return_dict_in_generate and config.output_scores))  # v4 TF
         arrays = self._gen_arrays(prompt)
         if config.repetition_penalty != 1.0 and prompt.mask is not None:  # left padding is not part of the prompt
             arrays["ignore"] = tf.constant(np.repeat(prompt.mask.argmax(axis=1).astype(np.int32), copies))
@@ -185,16 +144,7 @@ class TFGenerationMixin(HostPromptMixin, GenerationMixin):
 
     # ---- arrays, program, output -----------------------------------------------------------------------------------
     def _gen_arrays(self, prompt: HostPrompt) -> dict:
-        arrays = dict(ids=prompt.ids, positions=prompt.positions)
-        if prompt.mask is not None:
-            arrays["mask"] = prompt.mask
-        if prompt.token_types is not None:
-            arrays["token_types"] = prompt.token_types
-        if prompt.encoder is not None:
-            arrays["encoder"] = prompt.encoder
-        if prompt.encoder_states is not None:
-            arrays["encoder_states"] = prompt.encoder_states
-        return tf.nest.map_structure(tf.constant, arrays)
+        return tf.nest.map_structure(tf.constant, prompt.arrays())
 
     def _generate_program(self, spec: SearchSpec, config, eos_ids, copies: int, custom, jit_compile: bool,
                           names: list[str], pad_rule: bool):

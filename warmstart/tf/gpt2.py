@@ -13,7 +13,8 @@ from __future__ import annotations
 from ..config.gpt2 import GPT2Config
 from . import losses
 from .backend import keras, tf
-from .layers import Conv1D, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads, write_at
+from .layers import (Conv1D, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads,
+                     vocab_logits, write_at)
 from .modeling import TFPreTrainedModel, unpack_inputs
 from .outputs import TFBaseModelOutputWithPastAndCrossAttentions, TFCausalLMOutputWithCrossAttentions
 
@@ -247,4 +248,4 @@ class TFGPT2LMHeadModel(TFGPT2PreTrainedModel):
             attentions=out["attentions"], cross_attentions=out["cross_attentions"]), return_dict)
 
     def _lm_logits(self, hidden):
-        return tf.matmul(hidden, self.transformer.wte.table, transpose_b=True)
+        return vocab_logits(hidden, self.transformer.wte.table)

@@ -17,7 +17,7 @@ import math
 from .backend import keras, tf
 
 __all__ = ["Layer", "Dense", "Conv1D", "LayerNorm", "Embedding", "activation", "named_weights", "attention_bias",
-           "attend", "split_heads", "merge_heads", "truncated_normal", "write_at"]
+           "attend", "split_heads", "merge_heads", "truncated_normal", "write_at", "vocab_logits"]
 
 
 def truncated_normal(stddev: float):
@@ -162,6 +162,16 @@ def attention_bias(mask, causal: bool, t: int, s: int, dtype=tf.float32, start=N
         future = (tf.range(s)[None, :] <= query)[None, None]  # (1, 1, T, S)
         allowed = future if allowed is None else tf.logical_and(allowed, future)
     return tf.where(allowed, tf.zeros((), dtype), tf.constant(dtype.min, dtype))
+
+
+def vocab_logits(x, table, bias=None):
+    """(..., C) states -> (..., V) scores through the (V, C) word table. Flattened to one 2-D product: XLA's CPU
+    backend lowers a 3-D batched product with the bias add fused into it to a generic loop ~9x slower than the
+    2-D product (MiniLM's 30522-word head: 82 ms vs 9 ms a decoding step), and a single step is all head."""
+    flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), table, transpose_b=True)
+    if bias is not None:
+        flat = flat + bias
+    return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], [table.shape[0]]], axis=0))
 
 
 def write_at(buffer, new, start):

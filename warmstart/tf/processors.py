@@ -10,43 +10,21 @@ config gives the same scores. A plan step without a TF version here, or a strate
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..generation.plan import processor_plan
-from ..generation.settings import id_list
+from ..generation.host import compiled_processors
+from ..generation.host import refuse_unsupported as refuse_compiled
 from .backend import tf
 
 __all__ = ["build_processors", "refuse_unsupported", "apply_processors", "NEG_INF"]
 
 NEG_INF = float("-inf")
 
-# Strategies and outputs the TF loop does not implement (processor settings are checked against the plan).
-_UNSUPPORTED = {
-    "num_beam_groups": lambda v: v == 1,
-    "penalty_alpha": lambda v: v is None,
-    "dola_layers": lambda v: v is None,
-    "force_words_ids": lambda v: v is None,
-    "constraints": lambda v: v is None,
-    "stop_strings": lambda v: v is None,
-    "max_time": lambda v: v is None,
-    "prompt_lookup_num_tokens": lambda v: v is None,
-    "output_attentions": lambda v: not v,
-    "output_hidden_states": lambda v: not v,
-    "output_logits": lambda v: not v,
-}
-_SUPPORTED = ("greedy search, sampling, beam search and beam sampling with repetition_penalty, no_repeat_ngram_size, "
-              "bad_words_ids, min_length / min_new_tokens, forced BOS / EOS, suppress_tokens, begin_suppress_tokens "
-              "and temperature / top_k / top_p")
-
-
 def refuse_unsupported(config) -> None:
-    for name, off in _UNSUPPORTED.items():
-        value = getattr(config, name, None)
-        if not off(value):
-            raise ValueError(f"the TensorFlow generate() does not support {name}={value!r}: it runs {_SUPPORTED}; "
-                             "use the PyTorch model for the rest")
+    refuse_compiled(config, "the TensorFlow generate()")
 
 
 def apply_processors(processors: Sequence[Callable], ids, cur, scores):
@@ -201,34 +179,9 @@ def top_p(p: float, keep: int):
 
 
 # ---- the plan -----------------------------------------------------------------------------------------------------
-# plan step name (warmstart/generation/plan.py) -> the TF processor, from the step's arguments and ``ignore``
-_TF = {
-    "repetition_penalty": lambda a, ignore: repetition_penalty(float(a["penalty"]), ignore),
-    "no_repeat_ngram": lambda a, ignore: no_repeat_ngram(int(a["size"])),
-    "bad_words": lambda a, ignore: bad_words(a["bad_words_ids"], a["eos_ids"]),
-    "min_length": lambda a, ignore: min_length(int(a["min_length"]), a["eos_ids"]),
-    "min_new_tokens": lambda a, ignore: min_length(int(a["prompt_length"]) + int(a["min_new_tokens"]), a["eos_ids"]),
-    "forced_bos": lambda a, ignore: forced_bos(int(a["bos_token_id"])),
-    "forced_eos": lambda a, ignore: forced_eos(int(a["max_length"]), id_list(a["eos_token_id"])),
-    "suppress_tokens": lambda a, ignore: suppress(list(a["tokens"])),
-    "begin_suppress_tokens": lambda a, ignore: suppress(list(a["tokens"]), at=int(a["begin_index"])),
-    "temperature": lambda a, ignore: temperature(float(a["temperature"])),
-    "top_k": lambda a, ignore: top_k(int(a["top_k"]), int(a["min_tokens_to_keep"])),
-    "top_p": lambda a, ignore: top_p(float(a["top_p"]), int(a["min_tokens_to_keep"])),
-}
-
-
 def build_processors(config, *, prompt_length: int, eos_ids: list[int] | None, ignore=None,
                      custom: Sequence[Callable] | None = None) -> list[Callable]:
-    """The TF processors of the shared plan (generation/plan.py), in its order; ``custom`` ones (v4's TF protocol:
-    ``fn(input_ids, scores, cur_len)``, traceable) run after the built ones, before the warpers. ``ignore``: (N,)
+    """This module's processors for the shared plan (generation/host.py: compiled_processors). ``ignore``: (N,)
     int32 left-padding lengths the repetition penalty skips, or None."""
-    steps, warpers = processor_plan(config, prompt_length=prompt_length, eos_ids=eos_ids, has_encoder_ids=True)
-    missing = [(name, a) for name, a in steps + warpers if name not in _TF]
-    if missing:
-        name, a = missing[0]
-        raise ValueError(f"the TensorFlow generate() does not implement the {name} processor ({a or 'on'}): it runs "
-                         f"{_SUPPORTED}; use the PyTorch model for the rest")
-    out = [_TF[name](a, ignore) for name, a in steps]
-    out += [lambda ids, cur, s, fn=fn: fn(ids, s, cur) for fn in custom or ()]
-    return out + [_TF[name](a, ignore) for name, a in warpers]
+    return compiled_processors(config, sys.modules[__name__], "the TensorFlow generate()", prompt_length=prompt_length,
+                               eos_ids=eos_ids, ignore=ignore, custom=custom)

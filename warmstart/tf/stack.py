@@ -9,7 +9,8 @@ Layers take tensors and return tensors; only the public models build output clas
 from __future__ import annotations
 
 from .backend import keras, tf
-from .layers import Dense, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads, write_at
+from .layers import (Dense, Embedding, Layer, LayerNorm, activation, attend, attention_bias, split_heads,
+                     vocab_logits, write_at)
 
 __all__ = ["TFBertEmbeddings", "TFBertLayer", "TFBertMainLayer", "TFBertLMPredictionHead", "TFRobertaLMHead",
            "roberta_positions"]
@@ -261,7 +262,7 @@ class TFBertLMPredictionHead(Layer):
         self.built = True
 
     def call(self, x):
-        return tf.matmul(self.transform(x), self.words.table, transpose_b=True) + self.bias
+        return vocab_logits(self.transform(x), self.words.table, self.bias)
 
 
 class TFRobertaLMHead(Layer):
@@ -278,4 +279,4 @@ class TFRobertaLMHead(Layer):
 
     def call(self, x):
         h = self.norm(tf.nn.gelu(self.dense(x), approximate=False))
-        return tf.matmul(h, self.words.table, transpose_b=True) + self.bias
+        return vocab_logits(h, self.words.table, self.bias)
