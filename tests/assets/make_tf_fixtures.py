@@ -494,10 +494,11 @@ def main():
     parser.add_argument("--out", default=os.path.join(here, "tf_v4"), help="fixture root folder")
     args = parser.parse_args()
 
-    # Keep the hand-written README; everything else is regenerated from scratch.
+    # Keep the hand-written README and the folders of other scripts (make_tf_seq2seq_fixtures.py); this script's
+    # own case folders are regenerated from scratch.
     os.makedirs(args.out, exist_ok=True)
     for entry in os.listdir(args.out):
-        if os.path.isdir(os.path.join(args.out, entry)):
+        if entry in {case[0] for case in CASES} and os.path.isdir(os.path.join(args.out, entry)):
             shutil.rmtree(os.path.join(args.out, entry))
 
     for index, (name, class_name, family, overrides, kind, labels_kind) in enumerate(CASES):

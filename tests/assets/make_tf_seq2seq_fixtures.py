@@ -1,8 +1,8 @@
 """Regenerate the transformers v4 TFEncoderDecoderModel fixtures in ``tests/assets/tf_v4/{bert2bert,bert2gpt2}/``.
 
 The oracle for the TF encoder-decoder and TF generation: files and numbers from transformers 4.57.1 (the last
-release with TensorFlow), in the virtual environment ``make_tf_fixtures.py`` describes, run AFTER it (that script
-rewrites every folder of tf_v4/, these two included; this one touches only its own two folders):
+release with TensorFlow), in the virtual environment ``make_tf_fixtures.py`` describes (each of the two scripts
+rewrites only its own folders of tf_v4/):
 
     TF_USE_LEGACY_KERAS=1 CUDA_VISIBLE_DEVICES="" TF_CPP_MIN_LOG_LEVEL=2 TF_ENABLE_ONEDNN_OPTS=0 \\
         /tmp/tf457/bin/python tests/assets/make_tf_seq2seq_fixtures.py

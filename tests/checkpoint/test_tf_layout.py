@@ -174,6 +174,8 @@ def test_tf_to_pt_equals_v4s_conversion(case, pt_dir):
 @pytest.mark.parametrize("case", CASES)
 def test_our_pytorch_export_fills_every_v4_tf_weight(case):
     cls = _class_of(case)
+    if cls == "TFEncoderDecoderModel":
+        pytest.skip("a composite maps side by side (tests/tf/test_encoder_decoder.py, test_v4_seq2seq.py)")
     pt_cls = getattr(warmstart, cls[2:], None) if cls else None
     if pt_cls is None:
         pytest.skip(f"no PyTorch class for {cls}")

@@ -118,8 +118,8 @@ def _tf_run(spec: SearchSpec, config, ignore=None, seed=(0, 0), jit=False):
         logits, dec = _tf_start(nb)
         return search(spec, _tf_step, procs, tf.constant(prompt), logits, dec, seed)
 
-    if jit:
-        run = tf.function(run, jit_compile=True)
+    if jit:  # (autograph off: the loops are explicit, and rewriting them costs seconds per trace)
+        run = tf.function(run, jit_compile=True, autograph=False)
     out = run(tf.constant(seed, tf.int32))
     return {k: None if v is None else v.numpy() for k, v in out.items()}
 
@@ -146,14 +146,15 @@ def test_greedy_equals_pytorch_and_flax():
     np.testing.assert_array_equal(np.asarray(flax_seq), eager["sequences"])
 
 
-@pytest.mark.parametrize("early, lp, flax", [(True, 1.5, False), (False, 0.7, True), ("never", 1.3, True)])
+@pytest.mark.parametrize("early, lp, flax", [(True, 1.5, False), (False, 0.7, True), ("never", 1.3, False)])
 def test_beam_search_equals_pytorch_and_flax(early, lp, flax):
-    """(Flax is compared on two of the three settings: its program compiles in seconds, and tests/flax already
-    holds it to PyTorch.)"""
+    """(Flax and XLA are compared on one of the three settings, to save their compile time; tests/flax already
+    holds Flax to PyTorch, and the eager loop, the same TF program op by op, meets PyTorch on all three.)"""
     config = _config(no_repeat_ngram_size=3) if early is False else _config()
     spec = _spec(num_beams=3, num_return_sequences=2, length_penalty=lp, early_stopping=early)
     want = _torch_run(spec, config)
-    eager, xla = _tf_run(spec, config), _tf_run(spec, config, jit=True)
+    eager = _tf_run(spec, config)
+    xla = _tf_run(spec, config, jit=True) if flax else eager
     n = want.sequences.shape[1]
     assert eager["length"] == n == xla["length"]
     np.testing.assert_array_equal(eager["sequences"][:, :n], want.sequences.numpy())
@@ -241,7 +242,7 @@ def test_processors_equal_pytorch(ignore):
         assert len(tf_procs) == len(pt_procs) >= 1, kw
         built.append((kw, tf_procs, pt_procs))
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, autograph=False)
     def compiled(ids, cur, scores):
         return [tp.apply_processors(procs, ids, cur, scores) for _, procs, _ in built]
 
