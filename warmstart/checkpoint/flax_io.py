@@ -34,7 +34,7 @@ from .flax_layout import flatten_tree, unflatten_tree
 
 __all__ = ["FLAX_WEIGHTS", "FLAX_INDEX", "read_msgpack", "read_msgpack_bytes", "msgpack_bytes", "write_msgpack",
            "read_flax_weights", "write_flax_weights", "read_safetensors", "write_flax_safetensors",
-           "safetensors_format", "find_flax_weights"]
+           "safetensors_format", "find_flax_weights", "read_safetensors_shards"]
 
 _ARRAY, _SCALAR = 1, 3
 _CHUNK_BYTES = 2**30
@@ -195,6 +195,22 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
             return {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, ValueError, TypeError) as e:
         raise CheckpointError(f"could not read safetensors file {str(path)!r} (corrupt?): {e}") from e
+
+
+def read_safetensors_shards(files: list[Path], folder) -> tuple[dict[str, np.ndarray], str | None]:
+    """(every tensor of a checkpoint's safetensors shards, the format their metadata names): the shards must agree
+    on the format and hold each name once."""
+    formats = {safetensors_format(f) for f in files}
+    if len(formats) > 1:
+        raise CheckpointError(f"the safetensors shards in {str(folder)!r} disagree on their format: "
+                              f"{sorted(map(str, formats))}")
+    state: dict[str, np.ndarray] = {}
+    for f in files:
+        for key, value in read_safetensors(f).items():
+            if key in state:
+                raise CheckpointError(f"tensor {key!r} is stored twice (again in {str(f)!r})")
+            state[key] = value
+    return state, next(iter(formats), None)
 
 
 def write_flax_safetensors(tree: Mapping, path: str | os.PathLike) -> None:

@@ -30,7 +30,6 @@ from ..checkpoint.report import loading_report, short_list
 from ..config.base import CONFIG_NAME
 from ..config.loading import attach_generation_config, load_model_config
 from ..storage.atomic import atomic_save
-from ..storage.files import CheckpointError
 from ..storage.options import LoadOptions
 
 __all__ = ["FlaxLoadingMixin", "FlaxLoadingError", "FLAX_LOAD_KEYWORDS"]
@@ -70,17 +69,8 @@ def read_checkpoint(folder: Path, *, from_pt: bool) -> tuple[dict[str, Any], str
         return flatten_tree(flax_io.read_flax_weights(files[0])), "flax"
     if kind == "bin":
         return _read_pytorch_bin(files), "pt"
-    formats = {flax_io.safetensors_format(f) for f in files}
-    if len(formats) > 1:
-        raise CheckpointError(f"the safetensors shards in {str(folder)!r} disagree on their format: "
-                              f"{sorted(map(str, formats))}")
-    state: dict[str, Any] = {}
-    for f in files:
-        for key, value in flax_io.read_safetensors(f).items():
-            if key in state:
-                raise CheckpointError(f"tensor {key!r} is stored twice (again in {str(f)!r})")
-            state[key] = value
-    if formats == {"flax"}:
+    state, fmt = flax_io.read_safetensors_shards(files, folder)
+    if fmt == "flax":
         return {k.replace(".", "/"): v for k, v in state.items()}, "flax"
     return state, "pt"
 

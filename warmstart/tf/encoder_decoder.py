@@ -185,9 +185,8 @@ class TFEncoderDecoderModel(TFCompositeLoadingMixin, TFPreTrainedModel):
         return mask
 
     # ---- generation hooks ------------------------------------------------------------------------------------------
-    def _gen_positions(self) -> tuple[int, int]:
-        first = self.decoder._first_position()
-        return first, (self.config.decoder.pad_token_id if first else 0)
+    def _first_position(self) -> int:
+        return self.decoder._first_position()
 
     def _gen_empty_cache(self, batch: int, length: int) -> tuple:
         return self.decoder._gen_empty_cache(batch, length)

@@ -70,19 +70,10 @@ def read_checkpoint(folder: Path, *, from_pt: bool) -> tuple[dict[str, Any], str
                                       f"with the Flax class, save with for_pytorch=True, then load here")
     if kind == "bin":
         return _read_pytorch_bin(folder), "pt", None
-    formats = {flax_io.safetensors_format(f) for f in files}
-    if len(formats) > 1:
-        raise CheckpointError(f"the safetensors shards in {str(folder)!r} disagree on their format: "
-                              f"{sorted(map(str, formats))}")
-    state: dict[str, Any] = {}
-    for f in files:
-        for key, value in flax_io.read_safetensors(f).items():
-            if key in state:
-                raise CheckpointError(f"tensor {key!r} is stored twice (again in {str(f)!r})")
-            state[key] = value
-    if formats == {"tf"}:
+    state, fmt = flax_io.read_safetensors_shards(files, folder)
+    if fmt == "tf":
         return {k[:-2] if k.endswith(":0") else k: v for k, v in state.items()}, "tf", None
-    if formats == {"flax"}:
+    if fmt == "flax":
         raise CheckpointError(f"{str(folder)!r} holds Flax-named safetensors; load them with the Flax class")
     return state, "pt", None
 
