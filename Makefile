@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e '.[test,flax,tf]'
+	$(PY) -m pip install -q -e '.[test,flax,tf,convert]'
 	touch $(STAMP)
 
 install: $(STAMP)

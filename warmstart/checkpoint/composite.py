@@ -137,6 +137,11 @@ def load_composite(cls, path_or_repo_id, *model_args: Any, **kwargs: Any):
     if isinstance(config, PretrainedConfig):
         config = copy.deepcopy(config)  # the caller's object is not changed by the overrides below
     elif config is None:
+        if request.foreign is not None and request.foreign[0] == "tf1" and not (folder / "config.json").is_file():
+            raise LoadingError(
+                f"{cls.__name__}.from_pretrained(from_tf=True): the TF1 checkpoint {str(request.foreign[1])!r} has "
+                "no encoder-decoder config.json beside it; pass config=EncoderDecoderConfig."
+                "from_encoder_decoder_configs(encoder_config, decoder_config)")
         data = read_model_config(folder, None, cls)
         if data.get("model_type") != cls.config_class.model_type:
             raise LoadingError(
@@ -152,7 +157,10 @@ def load_composite(cls, path_or_repo_id, *model_args: Any, **kwargs: Any):
         raise TypeError(f"{cls.__name__}.from_pretrained got unexpected arguments {sorted(kwargs)}: neither loading "
                         f"options nor {type(config).__name__} fields")
     model = cls(config, *model_args)
-    theirs = request.weights(folder) if folder is not None else request.state_dict
-    info = load_composite_state_dict(model, theirs, source=str(folder if folder is not None else "state_dict"),
+    # Each side reads its own stack of a bertseq2seq TF1 checkpoint (a plain BERT one gives both sides its stack).
+    theirs = request.weights(folder, sides={s: s for s in ("encoder", "decoder")}) if folder is not None \
+        else request.state_dict
+    info = load_composite_state_dict(model, theirs, source=request.source(folder) if folder is not None
+                                     else "state_dict",
                                      ignore_mismatched_sizes=request.ignore_mismatched_sizes)
     return request.finish(model, folder, theirs, info)

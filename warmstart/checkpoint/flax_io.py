@@ -48,7 +48,7 @@ def _dtype(name: str) -> np.dtype:
             import ml_dtypes
         except ImportError as e:
             raise CheckpointError("the checkpoint holds bfloat16 arrays, which need ml_dtypes "
-                                  "(pip install ml_dtypes, or 'warmstart[flax]')") from e
+                                  "(pip install ml_dtypes, or 'warmstart[convert]')") from e
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
 
@@ -124,7 +124,8 @@ def _with_chunks(node):
 # ---- one msgpack file ------------------------------------------------------------------------------------------
 def _need_msgpack() -> None:
     if msgpack is None:
-        raise ImportError("flax_model.msgpack files need the msgpack package: pip install 'warmstart[flax]'")
+        raise ImportError("flax_model.msgpack files need the msgpack package: pip install 'warmstart[convert]' "
+                          "(or 'warmstart[flax]', or msgpack)")
 
 
 def msgpack_bytes(tree: Mapping) -> bytes:

@@ -24,7 +24,9 @@ from .arrays import ArrayOps, ops_for
 __all__ = ["Rule", "KeyMap", "KEYMAPS", "normalize_legacy_names", "FLAX_EMBEDDING_MODULES", "FLAX_BACKBONE_ROOTS",
            "FLAX_TIED_OUTPUTS", "FLAX_BIAS_ALIASES", "FLAX_NEW_WEIGHTS_OK", "TF_BACKBONE_ROOTS",
            "TF_TIED_OUTPUTS", "TF_BIAS_ALIASES", "TF_SCOPE_SEPARATOR", "TF_LIST_SEPARATOR", "TF_NEW_WEIGHTS_OK",
-           "TF_SHARED_LAYERS"]
+           "TF_SHARED_LAYERS", "TF1_OPTIMIZER_PARTS", "TF1_HEAD_NAMES", "TF1_LEAVES", "TF1_EMBEDDING_SUFFIX",
+           "TF1_SEQ2SEQ_ROOTS", "TF1_SEQ2SEQ_DECODER", "TF1_SEQ2SEQ_SCOPES", "TF1_BACKBONE", "TF1_NORM_SCOPE",
+           "TF1_TIED_OUTPUTS", "TF1_OUTPUT_LAYERS"]
 
 
 @dataclass(frozen=True)
@@ -315,3 +317,38 @@ TF_NEW_WEIGHTS_OK = {
 # v4 heads that hold the backbone's embeddings layer (tied output projection): Keras 2 lists every weight of that
 # layer again under the head's group in tf_model.h5. (head layer, the backbone sub-tree it holds).
 TF_SHARED_LAYERS = (("mlm___cls", "bert/embeddings"), ("lm_head", "roberta/embeddings"))
+
+# ---- TF1 checkpoints (google-research/bert and TF-Hub bertseq2seq bundles; rules in tf1_layout.py) ---------------
+# Name components of optimizer state and counters (AdamWeightDecayOptimizer's adam_m / adam_v slots, tf.train's
+# Adam / Adam_1 slots and beta powers, LAMB's, the step counter): read past and reported, never weights.
+TF1_OPTIMIZER_PARTS = ("adam_m", "adam_v", "AdamWeightDecayOptimizer", "AdamWeightDecayOptimizer_1", "Adam",
+                       "Adam_1", "beta1_power", "beta2_power", "lamb_m", "lamb_v", "global_step", "good_steps",
+                       "loss_scale", "current_loss_scale")
+# Whole names whose place depends on the head, which v4's generic walk got wrong (transformers #1619, #2061, #676):
+# run_classifier.py's top-level output layer is the classifier, run_squad.py's cls/squad is the QA head.
+TF1_HEAD_NAMES = {
+    "output_weights": "classifier.weight",
+    "output_bias": "classifier.bias",
+    "cls/squad/output_weights": "qa_outputs.weight",
+    "cls/squad/output_bias": "qa_outputs.bias",
+    "cls/predictions/output_bias": "cls.predictions.bias",
+}
+# Leaf names -> PyTorch's, and whether the array is transposed (TF1 Dense kernels are (in, out); the hand-made
+# output_weights of google's heads are already (out, in)).
+TF1_LEAVES = {"kernel": ("weight", True), "gamma": ("weight", False), "beta": ("bias", False),
+              "output_weights": ("weight", False), "output_bias": ("bias", False)}
+# A leaf ``*_embeddings`` is an embedding table: PyTorch names its ``weight``.
+TF1_EMBEDDING_SUFFIX = "_embeddings"
+# bertseq2seq bundles: the backbone's top-level scopes (anything before the first is the module's own scope, which
+# v4 dropped as two fixed levels), the decoder's stack, and its cross-attention scopes -> BERT's.
+TF1_SEQ2SEQ_ROOTS = ("embeddings", "encoder", "decoder")
+TF1_SEQ2SEQ_DECODER = "decoder"
+TF1_SEQ2SEQ_SCOPES = {"attention/encdec_output": "crossattention/output", "attention/encdec": "crossattention/self"}
+# The backbone scope google-research names its BERT under, which the PyTorch head models share.
+TF1_BACKBONE = "bert"
+# google's LayerNorm scope (its gamma / beta are PyTorch's weight / bias), and the PyTorch keys google's heads have
+# no tensor for (the MLM decoder multiplies by the embedding table; its bias is cls/predictions/output_bias).
+TF1_NORM_SCOPE = "LayerNorm"
+TF1_TIED_OUTPUTS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+# Layers google wrote by hand as output_weights (already (out, in)) / output_bias rather than as a Dense kernel.
+TF1_OUTPUT_LAYERS = ("cls/seq_relationship",)

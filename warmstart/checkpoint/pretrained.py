@@ -8,11 +8,15 @@ warm-starting a decoder) are initialised fresh and reported, as are checkpoint w
 Keyword arguments naming config fields update the checkpoint's config before the model is built (v4), so
 ``num_labels=42`` on a 2-label checkpoint really builds 42 labels. ``from_pretrained(None, config=..., state_dict=...)``
 builds from the config and loads that state dict; one of the two alone is refused.
+
+``from_tf=True`` / ``from_flax=True`` read what TF or Flax wrote (a TF1 checkpoint, ``tf_model.h5``,
+``flax_model.msgpack``; ``foreign.py``) without importing either framework, then fit it like any checkpoint.
 """
 from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,10 +67,13 @@ class LoadRequest:
     output_loading_info: bool = False
     ignore_mismatched_sizes: bool = False
     state_dict: dict[str, torch.Tensor] | None = None
+    from_tf: bool = False
+    from_flax: bool = False
+    foreign: tuple[str, Path] | None = None  # (kind, location) once folder() found TF or Flax weights
 
     # Every keyword pop_from takes: loading options, never config fields.
     KEYWORDS = frozenset({"config", "dtype", "torch_dtype", "output_loading_info", "ignore_mismatched_sizes",
-                          "state_dict", *LoadOptions.names(), *LoadOptions.IGNORED})
+                          "state_dict", "from_tf", "from_flax", *LoadOptions.names(), *LoadOptions.IGNORED})
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> "LoadRequest":
@@ -75,16 +82,74 @@ class LoadRequest:
                    dtype=dtype if dtype is not None else torch_dtype,
                    output_loading_info=kwargs.pop("output_loading_info", False),
                    ignore_mismatched_sizes=kwargs.pop("ignore_mismatched_sizes", False),
-                   state_dict=kwargs.pop("state_dict", None))
+                   state_dict=kwargs.pop("state_dict", None), from_tf=bool(kwargs.pop("from_tf", False)),
+                   from_flax=bool(kwargs.pop("from_flax", False)))
 
     def folder(self, path_or_repo_id) -> Path:
         # Imported on use: huggingface_hub takes ~0.5 s to import, which building a model from a config never needs.
         from ..storage.hub import resolve
 
-        return resolve(path_or_repo_id, self.options)
+        if not (self.from_tf or self.from_flax):
+            folder = resolve(path_or_repo_id, self.options)
+            from .foreign import safetensors_kind
 
-    def weights(self, folder: Path) -> dict[str, torch.Tensor]:
-        return self.state_dict if self.state_dict is not None else load_state_dict(folder)
+            kind = safetensors_kind(folder)
+            if kind is not None:  # Flax / TF names (v4's safe_serialization there): v4 converted them unasked
+                log.info("%s: model.safetensors holds %s weights; converting them", folder, kind.split("_")[0])
+                self.foreign = (kind, folder)
+            return folder
+        from ..storage.hub import FLAX_MODEL_FILES, TF1_MODEL_FILES, TF_MODEL_FILES
+        from .foreign import find_foreign
+
+        if self.from_tf and self.from_flax:
+            raise ValueError("pass from_tf=True or from_flax=True, not both")
+        local = Path(os.fspath(path_or_repo_id)) if isinstance(path_or_repo_id, (str, os.PathLike)) else None
+        if local is not None and not local.is_dir() and (local.is_file() or local.with_name(local.name + ".index")
+                                                         .is_file()):
+            # A TF1 checkpoint's .index file or prefix (the seed's "./tf_model/model.ckpt.index").
+            self.foreign = find_foreign(local, from_tf=self.from_tf, from_flax=self.from_flax)
+            return self.foreign[1].parent
+        files = (*TF_MODEL_FILES, *TF1_MODEL_FILES) if self.from_tf else FLAX_MODEL_FILES
+        folder = resolve(path_or_repo_id, self.options, files=files)
+        self.foreign = find_foreign(folder, from_tf=self.from_tf, from_flax=self.from_flax)
+        return folder
+
+    def config_source(self, cls) -> Any:
+        """``config=`` as given, or for a TF1 checkpoint without config.json google-research's bert_config.json."""
+        if self.config is not None or self.foreign is None or self.foreign[0] != "tf1":
+            return self.config
+        from .foreign import tf1_config_file
+
+        found = tf1_config_file(self.foreign[1])
+        if found is None:
+            raise FileNotFoundError(
+                f"{cls.__name__}.from_pretrained(from_tf=True): no config.json or bert_config.json beside the TF1 "
+                f"checkpoint {str(self.foreign[1])!r}; pass config= (a config object, or its file)")
+        return found
+
+    def weights(self, folder: Path, *, side: str | None = None,
+                sides: dict[str, str | None] | None = None) -> dict[str, torch.Tensor]:
+        """The checkpoint's state dict; for TF / Flax weights ``side`` / ``sides`` as ``foreign.read_foreign``."""
+        if self.state_dict is not None:
+            return self.state_dict
+        if self.foreign is None:
+            return load_state_dict(folder)
+        from .foreign import read_foreign
+
+        got = read_foreign(*self.foreign, side=side, sides=sides)
+        if got.skipped:
+            optimizer = [k for k, why in got.skipped.items() if why.startswith("optimizer")]
+            other = [k for k in got.skipped if k not in set(optimizer)]
+            if optimizer:
+                log.info("%s: skipped %d optimizer tensor(s) and step counters: %s", got.source, len(optimizer),
+                         _short(optimizer))
+            if other:
+                log.info("%s: left out %d tensor(s): %s", got.source, len(other),
+                         _short([f"{k} ({got.skipped[k]})" for k in other]))
+        return {k: numpy_to_torch(k, v) for k, v in got.state.items()}
+
+    def source(self, folder: Path) -> str:
+        return str(self.foreign[1]) if self.foreign is not None else str(folder)
 
     def finish(self, model, folder: Path, theirs: dict[str, torch.Tensor], info: dict):
         """What every loader does once the weights are in: dtype, generation_config.json, eval mode."""
@@ -102,11 +167,27 @@ def load_pretrained(cls, path_or_repo_id, *model_args, **kwargs):
     if path_or_repo_id is None:
         return _load_without_folder(cls, request, model_args, kwargs)
     folder = request.folder(path_or_repo_id)
-    config, model_kwargs = load_model_config(cls, folder, request.config, kwargs)
+    config, model_kwargs = load_model_config(cls, folder, request.config_source(cls), kwargs)
     model = cls(config, *model_args, **model_kwargs)
-    theirs = request.weights(folder)
-    info = load_into(model, theirs, source=str(folder), ignore_mismatched_sizes=request.ignore_mismatched_sizes)
+    # A decoder reads the decoder stack of a bertseq2seq TF1 checkpoint (any other source has one stack).
+    theirs = request.weights(folder, side="decoder" if getattr(config, "is_decoder", False) else "encoder")
+    info = load_into(model, theirs, source=request.source(folder),
+                     ignore_mismatched_sizes=request.ignore_mismatched_sizes)
     return request.finish(model, folder, theirs, info)
+
+
+def numpy_to_torch(name: str, array) -> torch.Tensor:
+    """A numpy array from a foreign file as a torch tensor (bfloat16 through its bits: torch cannot read
+    ml_dtypes' numpy bfloat16)."""
+    import numpy as np
+
+    array = np.asarray(array)
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.copy(order="C").view(np.int16)).view(torch.bfloat16)
+    if array.dtype.kind not in "fiub":
+        raise LoadingError(f"weight {name!r} has dtype {array.dtype}, which is not a tensor dtype")
+    # Not np.ascontiguousarray: it turns a 0-d array into a 1-d one.
+    return torch.from_numpy(array if array.flags.c_contiguous else array.copy(order="C"))
 
 
 def check_no_folder(cls, request: LoadRequest) -> None:

@@ -65,7 +65,8 @@ def _h5py():
     try:
         import h5py
     except ImportError as e:
-        raise ImportError("reading or writing tf_model.h5 needs h5py: pip install 'warmstart[tf]' (or h5py)") from e
+        raise ImportError("reading or writing tf_model.h5 needs h5py: pip install 'warmstart[convert]' (or "
+                          "'warmstart[tf]', or h5py)") from e
     return h5py
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..storage.files import CONFIG_NAME
+from ..storage.files import CONFIG_NAME, GOOGLE_CONFIG_NAME
 from ..storage.files import read_json as _read_json
 from ..storage.options import LoadOptions
 
@@ -307,6 +307,9 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 def load_config_dict(path_or_repo_id: str | os.PathLike, options: LoadOptions | None = None) -> dict[str, Any]:
     """Read config.json from a folder, a config.json path, or a hub repo (cache, or download when allowed)."""
     path = Path(path_or_repo_id)
+    google = _google_config(path)
+    if google is not None:
+        return google
     if path.is_file():
         return read_json(path)
     if path.is_dir() and not (options and options.subfolder):
@@ -319,6 +322,22 @@ def load_config_dict(path_or_repo_id: str | os.PathLike, options: LoadOptions | 
     if not config_file.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {folder} (looked for {config_file})")
     return read_json(config_file)
+
+
+def _google_config(path: Path) -> dict[str, Any] | None:
+    """google-research's bert_config.json, for a local TF1 checkpoint (its folder, .index file or prefix) that has
+    no config.json: its fields are BertConfig's, its model_type (absent) is BERT."""
+    if path.is_dir():
+        folder = path
+    elif path.name.endswith(".index") or (path.name and path.with_name(path.name + ".index").is_file()):
+        folder = path.parent
+    else:
+        return None
+    if (folder / CONFIG_NAME).is_file() or not (folder / GOOGLE_CONFIG_NAME).is_file():
+        return None
+    data = read_json(folder / GOOGLE_CONFIG_NAME)
+    data.setdefault("model_type", "bert")
+    return data
 
 
 def _pruned_heads(value: Any) -> dict[int, list[int]]:

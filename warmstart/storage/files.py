@@ -23,9 +23,12 @@ __all__ = [
     "is_weights_file",
     "read_json",
     "CONFIG_NAME",
+    "GOOGLE_CONFIG_NAME",
 ]
 
 CONFIG_NAME = "config.json"
+# google-research/bert's config (no model_type; always a BERT), beside its TF1 checkpoints.
+GOOGLE_CONFIG_NAME = "bert_config.json"
 
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"

@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - older huggingface_hub never raises it
     IncompleteSnapshotError = None
 
 __all__ = ["LoadOptions", "resolve", "resolve_model_dir", "default_cache_dir", "is_offline",
-           "MODEL_FILES", "FLAX_MODEL_FILES", "TF_MODEL_FILES", "TOKENIZER_FILES", "CONFIG_FILES"]
+           "MODEL_FILES", "FLAX_MODEL_FILES", "TF_MODEL_FILES", "TF1_MODEL_FILES", "TOKENIZER_FILES", "CONFIG_FILES"]
 
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 # What a download fetches. Weights: safetensors first; `.bin` only when the repo has no safetensors (many old
@@ -47,6 +47,8 @@ TOKENIZER_FILES = ("*.json", "*.txt", "*.model", "*.jinja", "additional_chat_tem
 FLAX_MODEL_FILES = ("*.json", "*.txt", "*.model", "*.msgpack", "*.safetensors")
 # A TF model reads tf_model.h5 (or its shards) first, then safetensors; `.bin` only with from_pt.
 TF_MODEL_FILES = ("*.json", "*.txt", "*.model", "*.h5", "*.safetensors")
+# A TF1 checkpoint (from_tf=True on a google-research repo): the bundle, TF's "checkpoint" state file, the vocab.
+TF1_MODEL_FILES = ("*.index", "*.data-*", "checkpoint")
 CONFIG_FILES = ("*.json",)  # config.json / generation_config.json: a config load never fetches weights
 
 

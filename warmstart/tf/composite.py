@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint.foreign import PROJECTION, SIDES, split_tf_sides
 from ..checkpoint.report import loading_report
 from ..checkpoint.tf_layout import pt_to_tf, tf_to_pt
 from ..config.encoder_decoder import EncoderDecoderConfig
@@ -26,45 +27,12 @@ __all__ = ["TFCompositeLoadingMixin"]
 
 log = logging.getLogger("warmstart")
 
-SIDES = ("encoder", "decoder")
-PROJECTION = "enc_to_dec_proj"
-
-
-def _side_names(arrays: dict[str, Any], fmt: str, layout) -> dict[str, str]:
-    """The checkpoint's first name component for each side: ``encoder`` / ``decoder``, or in a v4 file built
-    from ready models the first and second layer groups' names."""
-    if fmt == "tf" and layout is not None and not layout.sharded:
-        roots = {rel.split("/", 1)[0] for rel in arrays}
-        if not set(SIDES) <= roots:
-            groups = [name for name, _ in layout.layers if name != PROJECTION]
-            if len(groups) == 2:
-                return dict(zip(SIDES, groups))
-    return {side: side for side in SIDES}
-
-
-def split_sides(arrays: dict[str, Any], fmt: str, layout=None):
-    """(per-side arrays without the side's name, the projection's arrays, other names)."""
-    sep = "/" if fmt == "tf" else "."
-    names = _side_names(arrays, fmt, layout)
-    side_of = {root: side for side, root in names.items()}
-    sides: dict[str, dict] = {side: {} for side in SIDES}
-    projection, other = {}, []
-    for key, value in arrays.items():
-        root, _, rest = key.partition(sep)
-        if root in side_of and rest:
-            sides[side_of[root]][rest] = value
-        elif root == PROJECTION and rest:
-            projection[key] = value
-        else:
-            other.append(key)
-    return sides, projection, other
-
 
 class TFCompositeLoadingMixin:
     """from_pretrained / save_pretrained / from_encoder_decoder_pretrained of TFEncoderDecoderModel."""
 
     def _fit_checkpoint(self, arrays: dict[str, Any], fmt: str, source: str, ignore_mismatched: bool) -> dict:
-        sides, projection, other = split_sides(arrays, fmt, getattr(self, "_h5_layout", None))
+        sides, projection, other = split_tf_sides(arrays, fmt, getattr(self, "_h5_layout", None))
         for side in SIDES:
             if not sides[side]:
                 raise TFLoadingError(f"{source} holds no {side} weights (no {side!r}-prefixed names): it is not an "
