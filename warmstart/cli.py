@@ -5,6 +5,7 @@
   under ``torchrun --nproc-per-node N`` it trains data-parallel.
 - ``generate``: run a trained model over a file or stdin, printing one output line per input as batches finish.
 - ``evaluate``: loss and ROUGE of a trained model on a file of (source, target) pairs.
+- ``convert``: a google-research TF1 checkpoint, or a folder of TF / Flax weights, as a transformers PyTorch folder.
 """
 from __future__ import annotations
 
@@ -274,7 +275,31 @@ def evaluate(args: argparse.Namespace) -> None:
           f"{len(set(result.predictions))} distinct outputs")
 
 
-COMMANDS = {"encode": encode, "train": train, "generate": generate, "evaluate": evaluate}
+def convert(args: argparse.Namespace) -> None:
+    from .convert import convert_checkpoint
+
+    summary = convert_checkpoint(args.src, args.out, architecture=args.architecture, config=args.config,
+                                 lowercase=args.lowercase, overwrite=args.overwrite, progress=args.progress)
+    print("\n".join(summary.lines()))
+
+
+def _convert_parser(sub) -> None:
+    p = sub.add_parser("convert", help="TF1 / tf_model.h5 / flax_model.msgpack weights -> a transformers folder")
+    p.add_argument("src", type=Path, help="a google-research BERT folder (bert_config.json, vocab.txt, "
+                   "bert_model.ckpt.*), a .ckpt.index file, or a folder with only tf_model.h5 or flax_model.msgpack")
+    p.add_argument("out", type=Path, help="the folder to write (config.json, model.safetensors, tokenizer files)")
+    p.add_argument("--architecture", default=None, help="the PyTorch class to build (default: read off the "
+                   "checkpoint, e.g. BertForPreTraining; a token classifier needs BertForTokenClassification)")
+    p.add_argument("--config", type=Path, default=None, help="config file or folder (default: the one beside SRC)")
+    case = p.add_mutually_exclusive_group()
+    case.add_argument("--lowercase", dest="lowercase", action="store_true", default=None,
+                      help="the tokenizer lower-cases (default: read off vocab.txt)")
+    case.add_argument("--no-lowercase", dest="lowercase", action="store_false")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it holds files")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+COMMANDS = {"encode": encode, "train": train, "generate": generate, "evaluate": evaluate, "convert": convert}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,10 +313,11 @@ def main(argv: list[str] | None = None) -> None:
     _train_parser(sub)
     _generate_parser(sub)
     _evaluate_parser(sub)
+    _convert_parser(sub)
     args = parser.parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         # Bad input (settings, data, checkpoints): the message says what and where; a traceback adds nothing.
         parser.exit(2, f"warmstart {args.command}: error: {e}\n")
 
