@@ -1,4 +1,4 @@
-"""CRC-32C (Castagnoli), the checksum of TF checkpoint bundles, in numpy: no TensorFlow, no compiled extension.
+"""CRC-32C (Castagnoli), the checksum of TF checkpoint bundles: google-crc32c's C code when installed, else numpy.
 
 A byte-at-a-time table loop in Python checks about 5 MB a second, a minute and a half for BERT-base. CRC is linear
 over GF(2), so the data is cut into many equal lanes checked side by side (one numpy table lookup per byte position
@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["crc32c", "masked_crc32c", "unmask_crc32c"]
+__all__ = ["crc32c", "crc32c_numpy", "masked_crc32c", "unmask_crc32c"]
 
 _POLY = 0x82F63B78  # Castagnoli, bit-reflected
 _MASK_DELTA = 0xA282EAD8
@@ -88,8 +88,30 @@ def _raw(data: np.ndarray) -> int:
     return int(reg[0])
 
 
+def _compiled():
+    """google-crc32c's C function when it is installed with its C extension (the `convert` extra brings it; its
+    pure-Python fallback is slower than the numpy path here), else None."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    return google_crc32c.value if getattr(google_crc32c, "implementation", "") == "c" else None
+
+
+_COMPILED = _compiled()
+
+
 def crc32c(data) -> int:
-    """CRC-32C of bytes, a memoryview or a numpy array's raw bytes."""
+    """CRC-32C of bytes, a memoryview or a numpy array's raw bytes (C order)."""
+    if _COMPILED is not None:
+        raw = data if isinstance(data, bytes) else (
+            np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(memoryview(data)))
+        return _COMPILED(raw)
+    return crc32c_numpy(data)
+
+
+def crc32c_numpy(data) -> int:
+    """CRC-32C in numpy alone (about 100 MB/s here; google-crc32c's C code does 7 GB/s)."""
     buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8) if not isinstance(data, np.ndarray) \
         else np.ascontiguousarray(data).view(np.uint8).reshape(-1)
     if buf.size < _SMALL:  # the plain loop, from the all-ones start (no shift operator to build for this length)

@@ -140,12 +140,13 @@ def _read_tf1(prefix: Path, sides, side, progress) -> ForeignWeights:
         mapping = tf1_to_pt(arrays, side=side)
         return ForeignWeights("tf1", prefix, mapping.state, {**skipped, **mapping.skipped})
     state: dict[str, np.ndarray] = {}
+    used: set[str] = set()
     for name, choice in sides.items():
         mapping = tf1_to_pt(arrays, side=choice)
         state.update({f"{name}.{k}": v for k, v in mapping.state.items()})
         skipped.update({k: f"{why} ({name})" for k, why in mapping.skipped.items() if k not in skipped})
+        used.update(mapping.origin.values())
     # A name one side took is not skipped, whatever the other side said of it.
-    used = {n for name in sides for n in tf1_to_pt(arrays, side=sides[name]).origin.values()}
     return ForeignWeights("tf1", prefix, state, {k: v for k, v in skipped.items() if k not in used})
 
 

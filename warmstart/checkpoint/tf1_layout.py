@@ -127,7 +127,7 @@ def tf1_to_pt(arrays: dict[str, np.ndarray], *, side: str | None = None) -> TF1M
             if array.ndim != 2:
                 raise ValueError(f"TF1 kernel {name!r} has shape {tuple(array.shape)}; only 2-D kernels map to "
                                  "PyTorch weights")
-            array = np.ascontiguousarray(array.T)
+            array = array.T  # a view: the copy into the model's (out, in) weight does the transpose once
         if key in mapping.state:
             raise ValueError(f"TF1 tensors {mapping.origin[key]!r} and {name!r} both map to {key!r}")
         mapping.state[key], mapping.origin[key] = array, name
