@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint.foreign import find_foreign, read_foreign, safetensors_kind, tf1_config_file
+from .checkpoint.foreign import detect_foreign, read_foreign, tf1_config_file
 from .checkpoint.tf1_bundle import TF1Checkpoint
 from .checkpoint.tf1_layout import is_hub_bundle, is_optimizer_state
 from .storage.files import CONFIG_NAME, GOOGLE_CONFIG_NAME, read_json
@@ -35,8 +35,7 @@ log = logging.getLogger("warmstart")
 _PYTORCH_NAMES = {"BertForCausalLM": "BertLMHeadModel"}
 # Tokenizer files of an HF folder, copied as they are.
 _TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
-                    "special_tokens_map.json", "added_tokens.json", "spiece.model", "sentencepiece.bpe.model",
-                    "generation_config.json")
+                    "special_tokens_map.json", "added_tokens.json", "spiece.model", "sentencepiece.bpe.model")
 _SPECIAL = re.compile(r"^\[[A-Za-z0-9_]+\]$|^<[^>]+>$")
 
 
@@ -138,11 +137,11 @@ def _tf1_config(prefix: Path, config_arg, cls, fields: dict[str, Any]):
     """The config to build a TF1 conversion with: ``config`` (a file or folder), else the one beside it."""
     from .config.auto import config_class_for
 
-    source = Path(config_arg) if config_arg is not None else tf1_config_file(prefix)
+    given = Path(config_arg) if config_arg is not None else None
+    source = given if given is not None and not given.is_dir() else tf1_config_file(given or prefix)
     if source is None:
-        raise FileNotFoundError(f"no {CONFIG_NAME} or {GOOGLE_CONFIG_NAME} beside {str(prefix)!r}: pass --config")
-    if source.is_dir():
-        source = next((source / n for n in (CONFIG_NAME, GOOGLE_CONFIG_NAME) if (source / n).is_file()), source)
+        raise FileNotFoundError(f"no {CONFIG_NAME} or {GOOGLE_CONFIG_NAME} in {str(given or prefix.parent)!r}: "
+                                "pass --config")
     data = read_json(source)
     if cls.__name__ == "EncoderDecoderModel" and data.get("model_type") != "encoder-decoder":
         return _bert_generation_pair(data)
@@ -170,15 +169,7 @@ def convert_checkpoint(src: str | os.PathLike, out: str | os.PathLike, *, archit
     src, out = Path(src), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FileExistsError(f"{str(out)!r} exists and is not empty; choose another folder or pass --overwrite")
-    if src.is_dir() and ((src / "tf_model.h5").is_file() or (src / "tf_model.h5.index.json").is_file()):
-        kind, location = find_foreign(src, from_tf=True, from_flax=False)
-    elif src.is_dir() and ((src / "flax_model.msgpack").is_file() or (src / "flax_model.msgpack.index.json")
-                           .is_file()):
-        kind, location = find_foreign(src, from_tf=False, from_flax=True)
-    elif src.is_dir() and safetensors_kind(src):  # v4's TF / Flax save_pretrained(safe_serialization=True)
-        kind, location = safetensors_kind(src), src
-    else:
-        kind, location = find_foreign(src, from_tf=True, from_flax=False)  # a TF1 checkpoint, or a clear error
+    kind, location = detect_foreign(src)  # tf_model.h5, a TF1 checkpoint, msgpack, or TF / Flax safetensors
 
     if kind == "tf1":
         ckpt = TF1Checkpoint(location)
@@ -208,14 +199,14 @@ def convert_checkpoint(src: str | os.PathLike, out: str | os.PathLike, *, archit
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
-        summary.tokenizer = _write_tokenizer(weights.folder, tmp, lowercase, composite)
+        summary.tokenizer = _write_tokenizer(weights.folder, tmp, lowercase)
 
     atomic_save(out, write)  # with --overwrite the old folder is replaced whole, or kept if anything fails
     return summary
 
 
-def _write_tokenizer(folder: Path, tmp: Path, lowercase: bool | None, composite: bool) -> str:
-    copied = [n for n in _TOKENIZER_FILES if (folder / n).is_file() and n != "generation_config.json"]
+def _write_tokenizer(folder: Path, tmp: Path, lowercase: bool | None) -> str:
+    copied = [n for n in _TOKENIZER_FILES if (folder / n).is_file()]
     if (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file():
         for name in copied:
             shutil.copyfile(folder / name, tmp / name)

@@ -23,7 +23,7 @@ from .tf1_bundle import checkpoint_prefix, is_tf1_checkpoint, read_tf1_checkpoin
 from .tf1_layout import is_optimizer_state, tf1_to_pt
 
 __all__ = ["ForeignWeights", "SIDES", "PROJECTION", "find_foreign", "read_foreign", "split_tf_sides",
-           "flax_safetensors", "foreign_safetensors", "safetensors_kind"]
+           "foreign_safetensors", "safetensors_kind", "detect_foreign"]
 
 SIDES = ("encoder", "decoder")
 PROJECTION = "enc_to_dec_proj"
@@ -63,13 +63,25 @@ def find_foreign(path: str | os.PathLike, *, from_tf: bool, from_flax: bool) -> 
     if from_flax:
         if p.is_dir() and ((p / FLAX_WEIGHTS).is_file() or (p / FLAX_INDEX).is_file()):
             return "msgpack", p
-        if p.is_dir() and flax_safetensors(p):
+        if p.is_dir() and foreign_safetensors(p, "flax"):
             return "flax_safetensors", p
         raise CheckpointNotFoundError(
             f"from_flax=True, but {str(p)!r} is not a folder with {FLAX_WEIGHTS}, {FLAX_INDEX} or a "
             "model.safetensors of Flax names"
             + (f"; it contains {sorted(os.listdir(p)) or 'nothing'}" if p.is_dir() else ""))
     raise ValueError("find_foreign needs from_tf or from_flax")
+
+
+def detect_foreign(path: str | os.PathLike) -> tuple[str, Path]:
+    """``find_foreign`` without a flag: TF weights (or a TF1 checkpoint) if ``path`` holds them, else Flax ones;
+    the TF error (which names the folder's files) when it holds neither."""
+    try:
+        return find_foreign(path, from_tf=True, from_flax=False)
+    except CheckpointNotFoundError as tf_error:
+        try:
+            return find_foreign(path, from_tf=False, from_flax=True)
+        except CheckpointNotFoundError:
+            raise tf_error from None
 
 
 def _safetensors_format(folder: Path) -> tuple[str | None, list[Path]]:
@@ -92,10 +104,6 @@ def foreign_safetensors(folder: Path, fmt: str) -> list[Path] | None:
     those with or without from_flax / from_tf."""
     found, files = _safetensors_format(folder)
     return files if found == fmt else None
-
-
-def flax_safetensors(folder: Path) -> list[Path] | None:
-    return foreign_safetensors(folder, "flax")
 
 
 def safetensors_kind(folder: Path) -> str | None:
@@ -192,7 +200,7 @@ def _read_flax_safetensors(folder: Path, *, composite: bool) -> ForeignWeights:
     from .flax_io import read_safetensors_shards
     from .flax_layout import unflatten_tree
 
-    files = flax_safetensors(folder)
+    files = foreign_safetensors(folder, "flax")
     if not files:
         raise CheckpointNotFoundError(f"{str(folder)!r} holds no model.safetensors of Flax names")
     state, _ = read_safetensors_shards(files, folder)

@@ -139,7 +139,7 @@ class LoadRequest:
         got = read_foreign(*self.foreign, side=side, sides=sides)
         if got.skipped:
             optimizer = [k for k, why in got.skipped.items() if why.startswith("optimizer")]
-            other = [k for k in got.skipped if k not in set(optimizer)]
+            other = [k for k, why in got.skipped.items() if not why.startswith("optimizer")]
             if optimizer:
                 log.info("%s: skipped %d optimizer tensor(s) and step counters: %s", got.source, len(optimizer),
                          _short(optimizer))
