@@ -12,7 +12,10 @@ from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread per xdist worker: `make test` runs a worker per core, and a second OpenMP thread per worker
+# spin-waits for a core the other worker holds, which made small-model tests 10-50x slower (a 20 ms generate took
+# 0.2-2.6 s). A lone pytest process keeps two.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 # Property tests draw the same examples on every run, so CI cannot turn red on a lucky draw; run with
 # HYPOTHESIS_PROFILE=explore to search new random examples locally (and pin what it finds as a test).

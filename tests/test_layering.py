@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 # Top-level rooms, low to high. The facade (warmstart/__init__.py, which resolves every public name lazily) is
 # highest: no module inside the package may import through it.
-LAYERS = ("families", "storage", "config", "outputs", "checkpoint", "tokenizers", "nn", "generation", "models",
+LAYERS = ("families", "hardware", "storage", "config", "outputs", "checkpoint", "tokenizers", "nn", "generation", "models",
           "flax", "tf", "train", "convert", "cli", "__init__")
 # Modules that must not import torch, TensorFlow, JAX or Flax when they load (rooms, or single modules).
-FRAMEWORK_FREE = ("families", "storage", "config", "outputs", "tokenizers", "checkpoint.keymaps",
+FRAMEWORK_FREE = ("families", "hardware", "storage", "config", "outputs", "tokenizers", "checkpoint.keymaps",
                   "checkpoint.arrays", "checkpoint.crc32c", "checkpoint.tf1_bundle", "checkpoint.tf1_layout",
                   "checkpoint.tf1_save", "checkpoint.foreign", "__init__")
 FRAMEWORK_ROOTS = {"torch", "tensorflow", "jax", "flax"}

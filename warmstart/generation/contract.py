@@ -17,6 +17,7 @@ from torch import nn
 
 from ..families import is_causal
 from ..nn.cache import KVCache
+from ..nn.lean_step import LeanStep
 
 __all__ = ["ModelContract", "find_lm_head"]
 
@@ -90,6 +91,15 @@ class ModelContract:
     def new_cache(self, max_length: int) -> KVCache:
         """Preallocated for ``max_length`` positions; ``repeat_rows`` / ``reorder_cache`` serve beams and samples."""
         return KVCache(max_length=max_length)
+
+    def lean_step(self) -> LeanStep | None:
+        """The raw-tensor single-token step over the decoder's stack (nn/lean_step.py), or None where only the full
+        forward is exact (relative positions, a head wider than the word table, a stack of another kind) or the
+        decoder is in training mode (dropout)."""
+        emb, stack = getattr(self.backbone, "embeddings", None), getattr(self.backbone, "encoder", None)
+        if self.backbone.training or not LeanStep.supports(emb, stack, self.vocab_size):
+            return None
+        return LeanStep(emb, stack, getattr(self.backbone, "ln_f", None), self.head)  # ln_f: GPT-2's final norm
 
     def encode(self, input_ids, attention_mask, encoder_outputs=None, *, flags: dict, **encoder_kwargs):
         """Run the encoder (unless its outputs are given); return them and the states cross-attention reads, in

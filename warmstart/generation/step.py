@@ -15,21 +15,39 @@ What keeps a step lean (the gpt-fast recipe, within the shared modules):
   samples of each input (transformers encodes every copy); beams of one input share their cross-attention cache,
   so reordering beams copies only the self-attention cache;
 - masks and positions are prepared once: an all-ones mask is dropped, a padded one lives in a preallocated buffer;
-- on CPU, generate() runs the steps with pre-packed weights (MKL for float32, oneDNN for bfloat16; fast_linear.py).
+- on CPU, generate() runs the steps with pre-packed weights (MKL for float32, oneDNN for bfloat16; fast_linear.py);
+- a single-token step runs the layers on raw tensors (nn/lean_step.py): no validation, mask building or module
+  dispatch per step, and bit-for-bit the full forward's logits; the full forward serves what it cannot.
 
 ``FullSequenceDecoder`` serves the same protocol without a cache (``use_cache=False``, and LM heads built with
 ``is_decoder=False``): each call re-feeds the whole sequence, as transformers v4 did.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..nn.lean_step import LeanStep
 from .contract import ModelContract
 
 __all__ = ["Decoder", "FullSequenceDecoder"]
 
 
+@dataclass
+class LeanOutput:
+    """What the searches read of a lean step's output (contrastive search: the new hidden state)."""
+
+    last_hidden_state: torch.Tensor  # (rows, 1, C)
+    attentions: None = None
+    cross_attentions: None = None
+    hidden_states: None = None
+
+
 class Decoder:
+    # Single-token steps run nn.lean_step where it is exact (set False to compare against the full forward).
+    lean = True
+
     def __init__(self, contract: ModelContract, *, max_length: int, output_attentions: bool = False,
                  output_hidden_states: bool = False):
         self.contract = contract
@@ -46,6 +64,7 @@ class Decoder:
         self.token_types: torch.Tensor | None = None  # (rows, 1): new tokens repeat the prompt's last type
         self.last_output = None  # the backbone output of the latest call (attentions / hidden states)
         self.model_args: dict = {}  # further forward arguments of every call (head_mask), as v4 passes them on
+        self._lean: LeanStep | None | bool = False  # False: not built yet (built at the first step, after expand)
 
     # ---- encoder-decoder -------------------------------------------------------------------------------------
     def encode(self, input_ids, attention_mask, encoder_outputs=None, **encoder_kwargs):
@@ -91,6 +110,16 @@ class Decoder:
         if self.next_position is not None:
             positions = self.next_position
             self.next_position = positions + 1
+        if self._lean is False:
+            # Per-step attentions / hidden states and a head mask need the full forward.
+            plain = self.lean and not any(self.flags.values()) and not self.model_args
+            self._lean = self.contract.lean_step() if plain else None
+        if self._lean is not None:
+            logits, hidden = self._lean(tokens, past=self.length, cache=self.cache, positions=positions,
+                                        token_types=self.token_types, mask=self.mask, encoder_mask=self.enc_mask)
+            self.length += 1
+            self.last_output = LeanOutput(hidden)
+            return logits
         return self._run(tokens[:, None], mask, positions, self.token_types)
 
     # ---- several tokens at once (assisted decoding) -----------------------------------------------------------
