@@ -88,3 +88,35 @@ def test_evaluate_prints_loss_and_rouge(trained, capsys):
           "--no-repeat-ngram-size", "2"])
     out = capsys.readouterr().out
     assert out.startswith("4 examples of ") and "ROUGE-L" in out and "distinct outputs" in out
+
+
+@pytest.fixture(scope="module")
+def bert2bert(tmp_path_factory):
+    """An untrained tiny bert2bert folder as `warmstart train` writes one (weights, config, tokenizer)."""
+    from warmstart import BertTokenizerFast
+    from warmstart.models.encoder_decoder import EncoderDecoderModel
+
+    root = tmp_path_factory.mktemp("fast")
+    bert = tiny_bert(root / "bert")
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(bert, bert, decoder_start_token_id=2, pad_token_id=0)
+    model.config.eos_token_id = 3
+    model.save_pretrained(root / "model")
+    BertTokenizerFast.from_pretrained(bert).save_pretrained(root / "model")
+    write_jsonl(root / "valid.jsonl", pairs(2, seed=1))
+    (root / "in.txt").write_text("red cat\nblue dog runs\n")
+    return root
+
+
+def test_generate_and_evaluate_in_fast_modes(bert2bert, capsys):
+    root = bert2bert
+    for flags in (["--quantize", "int8"], ["--dtype", "bfloat16"], ["--bf16", "--quantize", "int8"]):
+        main(["generate", str(root / "model"), str(root / "in.txt"), "--max-new-tokens", "5", *flags])
+        assert len(capsys.readouterr().out.splitlines()) == 2, flags
+    main(["evaluate", str(root / "model"), str(root / "valid.jsonl"), "--max-new-tokens", "4", "--quantize", "int8"])
+    assert "ROUGE-L" in capsys.readouterr().out
+    for flags, message in ((["--bf16", "--dtype", "float32"], "contradicts --dtype float32"),
+                           (["--quantize", "int8", "--device", "cuda"], "drop --device cuda"),
+                           (["--quantize", "int4"], "invalid choice: 'int4'")):
+        with pytest.raises(SystemExit) as e:
+            main(["generate", str(root / "model"), str(root / "in.txt"), *flags])
+        assert e.value.code == 2 and message in capsys.readouterr().err, flags

@@ -65,6 +65,7 @@ _TRAIN_HELP = {
     "eval_examples": "evaluate on the first N pairs of --eval-file",
     "resume": "continue from the newest checkpoint in --output-dir, or from the checkpoint folder given",
     "bf16": "bfloat16 autocast (CPU with AMX/AVX512-BF16, or a GPU)",
+    "compile": "torch.compile the training step (inductor); the first steps compile, cached for later runs",
     "progress": "progress bar (on by default; --no-progress turns it off)",
     "verbose": "messages (on by default; --no-verbose turns them off)",
 }
@@ -151,8 +152,29 @@ def _generate_parser(sub) -> None:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None, help="seed for --do-sample")
+    _fast_mode_arguments(p)
+
+
+def _fast_mode_arguments(p) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                   help="the weights' dtype (default float32; bfloat16 is fast on CPUs with AMX/AVX512-BF16)")
+    p.add_argument("--bf16", action="store_true", help="same as --dtype bfloat16")
+    p.add_argument("--quantize", choices=("int8",), default=None,
+                   help="int8: int8 weight-only decoder linears (CPU; fastest for batch x beams <= 8)")
+
+
+def _fast_mode(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(dtype, quantize) of --dtype / --bf16 / --quantize, checked together."""
+    dtype = args.dtype
+    if args.bf16:
+        if dtype not in (None, "bfloat16"):
+            raise ValueError(f"--bf16 means --dtype bfloat16, which contradicts --dtype {dtype}")
+        dtype = "bfloat16"
+    if args.quantize is not None and args.device == "cuda":
+        raise ValueError(f"--quantize {args.quantize} runs on the CPU (torch's int8 weight-only CPU kernel); "
+                         "drop --device cuda or --quantize")
+    return dtype or "float32", args.quantize
 
 
 def _input_batches(source: str, column: str, batch_size: int):
@@ -186,8 +208,9 @@ def _input_batches(source: str, column: str, batch_size: int):
             stream.close()
 
 
-def _load_trained(path: Path, device_name: str | None):
-    """(model, tokenizer, decoder tokenizer, device) of a `warmstart train` folder, its model/ or a checkpoint."""
+def _load_trained(path: Path, device_name: str | None, dtype: str = "float32", quantize: str | None = None):
+    """(model, tokenizer, decoder tokenizer, device) of a `warmstart train` folder, its model/ or a checkpoint,
+    with weights of `dtype` and the decoder quantized (`quantize`: "int8") when asked."""
     import torch
 
     from .models.encoder_decoder import EncoderDecoderModel
@@ -205,7 +228,10 @@ def _load_trained(path: Path, device_name: str | None):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     dec_dir = folder / DECODER_TOKENIZER_DIR
     decoder_tokenizer = AutoTokenizer.from_pretrained(dec_dir) if dec_dir.is_dir() else tokenizer
-    return EncoderDecoderModel.from_pretrained(folder).to(device), tokenizer, decoder_tokenizer, device
+    model = EncoderDecoderModel.from_pretrained(folder, dtype=getattr(torch, dtype)).to(device)
+    if quantize is not None:
+        model.quantize(quantize)
+    return model, tokenizer, decoder_tokenizer, device
 
 
 def _generation_options(args: argparse.Namespace) -> dict:
@@ -226,13 +252,13 @@ def generate(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model, tokenizer, decoder_tokenizer, device = _load_trained(args.model, args.device)
+    model, tokenizer, decoder_tokenizer, device = _load_trained(args.model, args.device, *_fast_mode(args))
     options = _generation_options(args)
     batch_size = 1 if args.input == "-" and sys.stdin.isatty() else args.batch_size  # answer each typed line
     for texts in _input_batches(args.input, args.column, batch_size):
         outputs = generate_texts(model, tokenizer, texts, decoder_tokenizer=decoder_tokenizer, batch_size=batch_size,
-                                 max_source_length=args.max_source_length, device=device, bf16=args.bf16,
-                                 sort_by_length=False, **options)
+                                 max_source_length=args.max_source_length, device=device, sort_by_length=False,
+                                 **options)
         for batch in outputs:
             for text in batch:
                 print(" ".join(text.split()), flush=True)  # one line per input, whatever the model emits
@@ -253,8 +279,7 @@ def _evaluate_parser(sub) -> None:
     p.add_argument("--num-beams", type=int, default=None)
     p.add_argument("--length-penalty", type=float, default=None)
     p.add_argument("--no-repeat-ngram-size", type=int, default=None)
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    p.add_argument("--bf16", action="store_true")
+    _fast_mode_arguments(p)
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -262,14 +287,14 @@ def evaluate(args: argparse.Namespace) -> None:
     from .train.evaluate import evaluate as run
     from .train.loop import prepare_features, special_ids
 
-    model, tokenizer, decoder_tokenizer, device = _load_trained(args.model, args.device)
+    model, tokenizer, decoder_tokenizer, device = _load_trained(args.model, args.device, *_fast_mode(args))
     examples = read_seq2seq(args.data, args.source_column, args.target_column)[:args.examples]
     ids = special_ids(decoder_tokenizer)
     features = prepare_features(examples, tokenizer, decoder_tokenizer, ids, args.max_source_length,
                                 args.max_target_length)
     result = run(model, tokenizer, examples, features, decoder_tokenizer=decoder_tokenizer,
                  batch_size=args.batch_size, max_source_length=args.max_source_length, device=device,
-                 bf16=args.bf16, **ids, **_generation_options(args))
+                 **ids, **_generation_options(args))
     print(f"{len(examples)} examples of {args.data}: loss {result.loss:.4f}, ROUGE-1 {result.rouge1:.2f}, "
           f"ROUGE-2 {result.rouge2:.2f}, ROUGE-L {result.rougeL:.2f}, "
           f"{len(set(result.predictions))} distinct outputs")

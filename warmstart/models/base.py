@@ -30,6 +30,8 @@ class PreTrainedModel(nn.Module, GenerationMixin):
     supports_gradient_checkpointing = True
     # The forward argument that carries the model's input (v4: generation and pipelines read it).
     main_input_name: ClassVar[str] = "input_ids"
+    # "int8" once quantize() replaced the decoding linears by int8 ones; None for a float model.
+    quantization_mode: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -241,7 +243,20 @@ class PreTrainedModel(nn.Module, GenerationMixin):
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         from ..checkpoint.pretrained import save_pretrained
 
+        # A quantized model saves as the float model it stands for: Int8Linear.state_dict() gives scales * int8
+        # under the usual *.weight names (warmstart.nn.quantize), so this and every other save path need no branch.
         save_pretrained(self, save_directory, **kwargs)
+
+    # ---- fast modes --------------------------------------------------------------------------------------------
+    def quantize(self, mode: str = "int8") -> "PreTrainedModel":
+        """Int8 weight-only decoding: the ``nn.Linear`` layers of the decoder and its LM head (an
+        EncoderDecoderModel's decoder; a causal LM's every linear) become ``Int8Linear`` (int8 weights, one float32
+        scale per output row); the embeddings, norms and the encoder stay as they are, a tied head's embedding
+        table untouched. In place, for inference only (parameters frozen, eval mode); returns the model. A model
+        that does not decode (an encoder, a classifier) is refused. See ``warmstart.nn.quantize``."""
+        from ..nn.quantize import quantize_model
+
+        return quantize_model(self, mode)
 
 
 def _rows_around_mean(old: torch.Tensor, count: int) -> torch.Tensor:
