@@ -3,8 +3,14 @@
 The encoder-decoder is warm-started from the all-MiniLM-L6-v2 BERT checkpoint (cross-attention random, so the text
 is meaningless but the work is real), fed ~100 tokens of English, and asked for exactly 32 new tokens
 (min_new_tokens = max_new_tokens = 32). Prints milliseconds per generated token and the ratio transformers /
-warmstart (> 1 means warmstart is faster) for greedy b1, greedy b8, beam4 b1 and sampling b1, in fp32 and bf16,
-and whether both libraries produced the same tokens.
+warmstart (> 1 means warmstart is faster) for greedy b1, greedy b8, beam4 b1 and sampling b1, and whether both
+libraries produced the same tokens. Modes: fp32 (both libraries, token-identical), bf16 (both with bfloat16
+weights), int8 (warmstart's ``model.quantize("int8")``) and int8+bf16 (the same on bfloat16 weights), each also
+against transformers' default fp32.
+``floor`` is the time per token spent inside the decode steps' matrix products alone (packed or int8 weights, as the
+step uses them), timed in one extra call: ``ours / floor`` is how close a generated token (the encoder's share
+included) comes to only streaming the weights.
+The CPU model and its kernel-relevant flags head the table (warmstart.hardware).
 
     .venv/bin/python bench/generate.py            # full table
     .venv/bin/python bench/generate.py --quick    # fewer repetitions
@@ -76,17 +82,6 @@ TEXTS = [
 NEW_TOKENS = 32
 
 
-def _cpu() -> str:
-    try:
-        info = open("/proc/cpuinfo").read()
-    except OSError:
-        return "unknown CPU"
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-    return f"{model} ({' '.join(wanted) or 'no avx2'})"
-
-
 def _copy_corpus(tok):
     """The texts as ids of a compact vocabulary (0 pad, 1 start, 2 separator, then their word pieces)."""
     raw = [tok(t, add_special_tokens=False)["input_ids"][:100] for t in TEXTS]
@@ -147,8 +142,10 @@ def prompt_lookup_bench(args) -> None:
     theirs = T.GPT2LMHeadModel.from_pretrained(folder).eval()
     prompts = [torch.tensor([d[:80] + [2]]) for d in docs]
     new = 64
-    print(f"cpu: {_cpu()}, threads={torch.get_num_threads()}; {len(prompts)} prompts of 81 tokens, {new} new tokens "
-          "each, batch 1, greedy, float32", flush=True)
+    from warmstart.hardware import cpu
+
+    print(f"cpu: {cpu().describe()}, threads={torch.get_num_threads()}; {len(prompts)} prompts of 81 tokens, "
+          f"{new} new tokens each, batch 1, greedy, float32", flush=True)
     settings = dict(max_new_tokens=new, pad_token_id=0, eos_token_id=None)
     lookup = dict(prompt_lookup_num_tokens=10)
     outs = {}
@@ -188,6 +185,37 @@ def prompt_lookup_bench(args) -> None:
     print(f"greedy, transformers / warmstart: {t['transformers greedy'] / t['warmstart greedy']:.2f}x")
 
 
+def floor_ms(generate_once) -> float:
+    """Milliseconds per generated token spent inside the decode steps' matrix products alone (the packed MKL /
+    oneDNN kernels, or the int8 ones), timed around each product during one extra generate call: what streaming
+    the weights costs in the step itself, the floor a step can approach. (Timed in isolation, a pass over the same
+    products ran up to 1.7x slower in bf16 than inside the step, so the floor is taken where the work happens.)"""
+    import time
+
+    from warmstart.generation import fast_linear as FL
+    from warmstart.nn import quantize as Q
+
+    spent = [0.0]
+
+    def timed(fn):
+        def wrapper(*args):
+            x = args[-1]
+            t0 = time.perf_counter()
+            y = fn(*args)
+            if x.dim() == 2 or x.shape[-2] == 1:  # one position per row: a decode step (or the first token)
+                spent[0] += time.perf_counter() - t0
+            return y
+        return wrapper
+
+    real_packed, real_int8 = FL._forward, Q.Int8Linear.forward
+    FL._forward, Q.Int8Linear.forward = timed(real_packed), timed(real_int8)
+    try:
+        generate_once()
+    finally:
+        FL._forward, Q.Int8Linear.forward = real_packed, real_int8
+    return spent[0] * 1e3 / NEW_TOKENS
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -199,7 +227,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cases", default="", help="comma-separated subset, e.g. 'greedy b1,beam4 b1'")
-    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--modes", default="fp32,bf16,int8,int8+bf16",
+                    help="fp32: both libraries in float32 (token-identical); bf16: both with bfloat16 weights; "
+                         "int8: warmstart's model.quantize('int8'); int8+bf16: the same on bfloat16 weights "
+                         "(no float32 <-> bfloat16 casts around the int8 products)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -211,15 +242,29 @@ def main() -> None:
     import transformers as T
 
     T.logging.set_verbosity_error()
+    import warmstart as W
     from common import minilm_bert2bert
+    from warmstart.hardware import cpu
 
-    with tempfile.TemporaryDirectory() as d:
-        tok, ours = minilm_bert2bert(d)
-        theirs = T.EncoderDecoderModel.from_pretrained(d).eval()  # the same weights, cross-attention included
+    modes = args.modes.split(",")
     device = torch.device(args.device)
+    folder = tempfile.TemporaryDirectory()
+    tok, ours = minilm_bert2bert(folder.name)
+    models = {("transformers", "fp32"): T.EncoderDecoderModel.from_pretrained(folder.name).eval().to(device),
+              ("warmstart", "fp32"): ours.to(device)}  # the same weights, cross-attention included
+    if "bf16" in modes:
+        models["transformers", "bf16"] = T.EncoderDecoderModel.from_pretrained(folder.name).eval().to(
+            device, torch.bfloat16)
+        models["warmstart", "bf16"] = W.EncoderDecoderModel.from_pretrained(folder.name, dtype=torch.bfloat16).to(
+            device)
+    if "int8" in modes:
+        models["warmstart", "int8"] = W.EncoderDecoderModel.from_pretrained(folder.name).to(device).quantize("int8")
+    if "int8+bf16" in modes:
+        models["warmstart", "int8+bf16"] = W.EncoderDecoderModel.from_pretrained(
+            folder.name, dtype=torch.bfloat16).to(device).quantize("int8")
     enc = tok(TEXTS, truncation=True, max_length=100, padding=True, return_tensors="pt")
-    print(f"input: {enc['attention_mask'].sum(1).tolist()} tokens per text, {NEW_TOKENS} new tokens, "
-          f"threads={torch.get_num_threads()}, device={device}", flush=True)
+    print(f"cpu: {cpu().describe()}; threads={torch.get_num_threads()}, device={device}")
+    print(f"input: {enc['attention_mask'].sum(1).tolist()} tokens per text, {NEW_TOKENS} new tokens", flush=True)
     settings = dict(min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS, decoder_start_token_id=tok.cls_token_id,
                     pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id)
     cases = {
@@ -232,33 +277,39 @@ def main() -> None:
         cases = {k: v for k, v in cases.items() if k in args.cases.split(",")}
     reps = 3 if args.quick else 7
     rows = []
-    for dtype in [getattr(torch, name) for name in args.dtypes.split(",")]:
-        hf_m, our_m = theirs.to(device, dtype), ours.to(device, dtype)
-        for name, (batch, extra) in cases.items():
-            ids = enc["input_ids"][:batch].to(device)
-            mask = enc["attention_mask"][:batch].to(device)
-            outs = {}
+    for name, (batch, extra) in cases.items():
+        ids = enc["input_ids"][:batch].to(device)
+        mask = enc["attention_mask"][:batch].to(device)
+        outs = {}
 
-            def run(model, key):
-                def fn():
-                    torch.manual_seed(0)
-                    with torch.inference_mode():
-                        outs[key] = model.generate(input_ids=ids, attention_mask=mask, **settings, **extra)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                return fn
+        def run(model, key):
+            def fn():
+                torch.manual_seed(0)
+                with torch.inference_mode():
+                    outs[key] = model.generate(input_ids=ids, attention_mask=mask, **settings, **extra).cpu()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+            return fn
 
-            t = interleaved({"transformers": run(hf_m, "transformers"), "warmstart": run(our_m, "warmstart")},
-                            reps=reps)
-            a, b = outs["transformers"], outs["warmstart"]
-            assert b.shape[1] == NEW_TOKENS + 1, b.shape
-            same = "yes" if a.shape == b.shape and torch.equal(a.cpu(), b.cpu()) else "no"
-            rows.append((str(dtype).replace("torch.", ""), name, f"{t['transformers'] * 1e3 / NEW_TOKENS:.2f}",
-                         f"{t['warmstart'] * 1e3 / NEW_TOKENS:.2f}", f"{t['transformers'] / t['warmstart']:.2f}x",
-                         same))
+        t = interleaved({key: run(m, key) for key, m in models.items()}, reps=reps)
+        hf32 = t["transformers", "fp32"]
+        for mode in modes:
+            ours_t = t["warmstart", mode]
+            floor = floor_ms(run(models["warmstart", mode], "floor")) if device.type == "cpu" else float("nan")
+            peer = ("transformers", mode) if ("transformers", mode) in t else None
+            same_as = peer or ("warmstart", "fp32")
+            a, b = outs[same_as], outs["warmstart", mode]
+            same = float((a == b).all(1).float().mean()) if a.shape == b.shape else 0.0
+            rows.append((name, mode, f"{hf32 * 1e3 / NEW_TOKENS:.2f}", f"{ours_t * 1e3 / NEW_TOKENS:.2f}",
+                         f"{hf32 / ours_t:.2f}x", f"{t[peer] / ours_t:.2f}x" if peer else "-",
+                         f"{floor:.2f}", f"{ours_t * 1e3 / NEW_TOKENS / floor:.2f}",
+                         f"{same:.0%} vs {'transformers' if peer else 'our fp32'}"))
             print(*rows[-1], flush=True)
     print()
-    print(table(rows, ("dtype", "case", "transformers ms/token", "warmstart ms/token", "ratio", "same tokens")))
+    print(f"cpu: {cpu().describe()}; threads={torch.get_num_threads()}")
+    print(table(rows, ("case", "mode", "transformers fp32 ms/token", "warmstart ms/token", "vs transformers fp32",
+                       "vs transformers same mode", "floor ms/step", "ours / floor", "same sequences")))
+    folder.cleanup()
 
 
 if __name__ == "__main__":

@@ -62,3 +62,23 @@ def test_bfloat16_packed_equals_f_linear_for_any_row_count():
             got = [model(x) for x in xs]
     for g, w in zip(got, want):
         assert g.dtype == torch.bfloat16 and torch.equal(g, w)
+
+
+def test_bf16_weights_run_in_float32_on_a_cpu_without_bf16_hardware(monkeypatch, caplog):
+    """An AVX2-only CPU emulates bfloat16 products (slower than float32): the step packs them as float32 instead."""
+    from warmstart.hardware import CPU
+
+    monkeypatch.setattr(FL, "cpu", lambda: CPU(model="an AVX2 CPU", flags=frozenset({"avx2", "fma"}), cores=2))
+    monkeypatch.setattr(FL, "_warned_bf16", False)
+    torch.manual_seed(0)
+    lin = nn.Linear(512, 512).bfloat16()
+    x = torch.randn(2, 1, 512).bfloat16()
+    with torch.inference_mode(), caplog.at_level("WARNING", logger="warmstart"):
+        with FL.packed_linears(lin, lin, rows=2):
+            y = lin(x)
+            y_prefill = lin(torch.randn(3, 512).bfloat16())  # other row counts: the ordinary bf16 kernel
+        assert lin._warmstart_packed_weights[id(lin)][1].dtype == torch.float32
+    want = nn.functional.linear(x.float(), lin.weight.float(), lin.bias.float())
+    assert y.dtype == torch.bfloat16 and y_prefill.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), want, rtol=1e-2, atol=1e-2)
+    assert "no bfloat16 hardware" in caplog.text and "an AVX2 CPU" in caplog.text
