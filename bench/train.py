@@ -9,6 +9,12 @@ defaults (the per-tensor loop on CPU, what a hand-written loop like the seeds' g
 
     .venv/bin/python bench/train.py            # full table
     .venv/bin/python bench/train.py --quick    # fewer repetitions
+    .venv/bin/python bench/train.py --compile  # torch.compile'd steps (the loop's compiled_loss) instead
+
+--compile compares, on the 8x128->32 batch, warmstart's compiled step with transformers' eager fp32 step (what a
+user switching libraries sees) and with transformers' step compiled the same way (inductor, same cache, same
+autocast), in fp32 and bf16 autocast. Compile time is the first call minus a steady step; inductor's on-disk cache
+(~/.cache/warmstart/inductor unless TORCHINDUCTOR_CACHE_DIR is set) makes a second run's compiles much shorter.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -66,25 +73,70 @@ def batches() -> dict[str, dict[str, torch.Tensor]]:
                 padded}
 
 
-def make_step(model, optimizer, batch, bf16: bool):
+def make_step(model, optimizer, batch, bf16: bool, loss_fn: bool = False):
+    """One step; ``loss_fn``: ``model`` is a callable returning the loss (a compiled one), not a model."""
     def step():
         optimizer.zero_grad(set_to_none=True)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
-            loss = model(**batch).loss
+            loss = model(**batch) if loss_fn else model(**batch).loss
         loss.backward()
         optimizer.step()
     return step
+
+
+def timed_first(step) -> float:
+    t0 = time.perf_counter()
+    step()
+    return time.perf_counter() - t0
+
+
+def compiled_table(hf, ours, reps: int) -> None:
+    from warmstart.hardware import cpu
+    from warmstart.train.loop import compiled_loss
+
+    print(cpu().describe(), flush=True)
+    name, batch = next(iter(batches().items()))
+    hf_opt, our_opt = (torch.optim.AdamW(m.parameters(), lr=5e-5, fused=True) for m in (hf, ours))
+    # The same wrapper for both: model(**batch).loss through torch.compile (inductor), one graph each.
+    hf_loss, our_loss = compiled_loss(hf), compiled_loss(ours)
+    rows = []
+    for bf16 in (False, True):
+        mode = "bf16 autocast" if bf16 else "fp32"
+        fns = {"hf eager fp32": make_step(hf, hf_opt, batch, False),
+               "ws eager": make_step(ours, our_opt, batch, bf16),
+               "hf compiled": make_step(hf_loss, hf_opt, batch, bf16, loss_fn=True),
+               "ws compiled": make_step(our_loss, our_opt, batch, bf16, loss_fn=True)}
+        first = {k: timed_first(fns[k]) for k in ("ws compiled", "hf compiled")}  # compiles (autocast: again)
+        t = interleaved(fns, reps=reps)
+        compile_s = {k: first[k] - t[k] for k in first}
+        rows.append((mode, name, f"{t['hf eager fp32'] * 1e3:.0f}", f"{t['hf compiled'] * 1e3:.0f}",
+                     f"{t['ws eager'] * 1e3:.0f}", f"{t['ws compiled'] * 1e3:.0f}",
+                     f"{t['hf eager fp32'] / t['ws compiled']:.2f}x",
+                     f"{t['hf compiled'] / t['ws compiled']:.2f}x",
+                     f"{compile_s['ws compiled']:.0f} / {compile_s['hf compiled']:.0f}"))
+        print(*rows[-1], flush=True)
+    print()
+    print(table(rows, ("mode", "batch", "hf eager fp32 ms", "hf compiled ms", "ws eager ms", "ws compiled ms",
+                       "ws vs hf eager fp32",
+                       "ws vs hf compiled", "compile s (ws / hf)")))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--compile", action="store_true", help="compiled steps against transformers eager and compiled")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     hf, ours = build()
+    if args.compile:
+        compiled_table(hf, ours, reps=3 if args.quick else 6)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f} at the end, "
+              f"cache {os.environ.get('TORCHINDUCTOR_CACHE_DIR')}")
+        return
     lr = 5e-5
     optimizers = {
         "same AdamW (fused)": (torch.optim.AdamW(hf.parameters(), lr=lr, fused=True),

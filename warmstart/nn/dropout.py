@@ -35,12 +35,31 @@ def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
     the (T, S) probabilities.
     """
     threshold = min(round(p * _SCALE), _SCALE - 1)
+    if torch.compiler.is_compiling():
+        # Dynamo cannot trace random_ on a dtype-punned buffer, and inductor's own random numbers (one Philox
+        # draw per element, not vectorised on CPU) made a compiled MiniLM step slower than the eager one: the same
+        # draw runs as an opaque op, and inductor fuses only the multiply that applies the mask.
+        return torch.ops.warmstart.keep_mask(x.detach(), threshold), _SCALE / (_SCALE - threshold)
+    return _draw_keep(x, threshold), _SCALE / (_SCALE - threshold)
+
+
+def _draw_keep(x: torch.Tensor, threshold: int) -> torch.Tensor:
     n = x.numel()
     # The full signed range: a bare random_() leaves the top bit 0, which would bias every fourth slice.
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), None)
     # A uniform int16 is below threshold - 2^15 with probability threshold / 2^16.
-    keep = words.view(torch.int16)[:n].view(x.shape) >= threshold - _SCALE // 2
-    return keep, _SCALE / (_SCALE - threshold)
+    return words.view(torch.int16)[:n].view(x.shape) >= threshold - _SCALE // 2
+
+
+@torch.library.custom_op("warmstart::keep_mask", mutates_args=())
+def _keep_mask_op(x: torch.Tensor, threshold: int) -> torch.Tensor:
+    return _draw_keep(x, threshold)
+
+
+@_keep_mask_op.register_fake
+def _(x: torch.Tensor, threshold: int) -> torch.Tensor:
+    return torch.empty_like(x, dtype=torch.bool, memory_format=torch.contiguous_format)
+
 
 class Dropout(nn.Module):
     """Drop-in for torch.nn.Dropout (same ``p`` attribute and train/eval behaviour)."""

@@ -19,8 +19,8 @@ def check_ids(name: str, ids: torch.Tensor, upper: int, what: str) -> None:
     """Raise a clear error for float ids or ids outside [0, upper) instead of an opaque IndexError later."""
     if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {ids.dtype}")
-    if ids.numel() == 0:
-        return
+    if ids.numel() == 0 or torch.compiler.is_compiling():
+        return  # a compiled caller checks before it calls (reading min/max would split its graph)
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= upper:
         bad = lo if lo < 0 else hi
@@ -96,7 +96,8 @@ class Embeddings(nn.Module):
     ) -> torch.Tensor:
         if inputs_embeds is not None:
             x = inputs_embeds
-        elif self.sparse_lookup and torch.is_grad_enabled():
+        elif self.sparse_lookup and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            # (Compiled code looks up densely: AOT autograd cannot trace a sparse gradient.)
             x = F.embedding(input_ids, self.word_embeddings.weight, self.word_embeddings.padding_idx, sparse=True)
         else:
             x = self.word_embeddings(input_ids)

@@ -19,6 +19,8 @@ _CHUNK_ELEMENTS = 1 << 19  # rows per chunk * V: 2 MiB of float32 temporaries, a
 def check_label_range(labels: torch.Tensor, vocab: int, ignore_index: int = -100,
                       what: str = "the vocabulary size") -> None:
     """A clear error for a label outside [0, vocab) that is not ``ignore_index`` (torch raises a bare IndexError)."""
+    if torch.compiler.is_compiling():
+        return  # a compiled caller checks before it calls (reading the values would split its graph)
     bad = labels[(labels != ignore_index) & ((labels < 0) | (labels >= vocab))]
     if bad.numel():
         raise ValueError(f"labels contain {int(bad[0])}, outside [0, {vocab}) ({what}); use {ignore_index} for "
@@ -38,6 +40,12 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int 
     if not labels_checked:
         check_label_range(labels, logits.shape[1], ignore_index)
     valid = labels != ignore_index
+    if torch.compiler.is_compiling():
+        # The same value as one expression inductor fuses and differentiates itself: the hand-written backward's
+        # loop over row chunks would pin the number of rows (the batch shape) into the graph.
+        weight = valid.float()
+        picked = logits.gather(1, labels.masked_fill(~valid, 0)[:, None]).squeeze(1).float()
+        return ((torch.logsumexp(logits.float(), dim=-1) - picked) * weight).sum() / weight.sum()
     return _CrossEntropy.apply(logits, labels.masked_fill(~valid, 0), valid)
 
 
@@ -58,6 +66,8 @@ def padding_is_scored(labels: torch.Tensor | None, mask: torch.Tensor | None, sh
     logits at position t meet label t+1."""
     if labels is None or mask is None or labels.shape != mask.shape:
         return False
+    if torch.compiler.is_compiling():
+        return True  # not read from the values (that would split the graph): computing every position is always right
     if shift:
         labels, mask = labels[:, shift:], mask[:, :-shift]
     return bool((labels[mask == 0] != -100).any())

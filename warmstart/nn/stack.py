@@ -236,7 +236,9 @@ def _check_ids_and_masks(run: _Checked, embeddings: Embeddings, token_type_ids, 
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids "
                              f"{(batch, length)}" + (f" plus {past} cached positions" if past else "")
                              + "; pass a (batch, sequence) padding mask or a (batch, sequence, sequence) one")
-        if not bool(attention_mask.all()):  # else nothing is masked: let SDPA take its fastest path
+        # Else nothing is masked: let SDPA take its fastest path. Compiled code keeps the mask: one graph serves
+        # padded and unpadded batches, with no branch on the values.
+        if torch.compiler.is_compiling() or not bool(attention_mask.all()):
             run.attention_mask = attention_mask
 
 
@@ -273,10 +275,11 @@ def _layer_inputs(run: _Checked, stack: TransformerStack, encoder_hidden_states,
     full = mask is not None and mask.dim() == 3  # (B, T, S): the whole pattern, from the caller
     # Drop padding when nothing observes the padded positions: no attentions or per-layer states returned, no
     # cache kept, no head mask, and right padding (so position 0, read by the pooler, is real in every row).
-    # Each packed row then holds only real tokens: no padding mask, causality within the row.
-    if (skip_padding and mask is not None and not full and run.cache is None and not run.output_attentions
-            and not run.output_hidden_states and head_mask is None and not _is_3d(encoder_attention_mask)
-            and Packing.applies_to(mask)):
+    # Each packed row then holds only real tokens: no padding mask, causality within the row. Compiled code never
+    # packs: the packed shapes and per-row spans depend on the mask's values (a recompile or graph break each batch).
+    if (skip_padding and not torch.compiler.is_compiling() and mask is not None and not full and run.cache is None
+            and not run.output_attentions and not run.output_hidden_states and head_mask is None
+            and not _is_3d(encoder_attention_mask) and Packing.applies_to(mask)):
         inp.packing = Packing(mask)
         inp.causal = run.is_decoder
     elif full:
@@ -294,7 +297,8 @@ def _layer_inputs(run: _Checked, stack: TransformerStack, encoder_hidden_states,
         inp.encoder_states = encoder_hidden_states
         if _is_3d(encoder_attention_mask):
             inp.encoder_mask = (1.0 - encoder_attention_mask[:, None].to(run.dtype)) * torch.finfo(run.dtype).min
-        elif encoder_attention_mask is not None and not bool(encoder_attention_mask.all()):
+        elif encoder_attention_mask is not None and (torch.compiler.is_compiling()
+                                                     or not bool(encoder_attention_mask.all())):
             inp.encoder_mask = additive_mask(encoder_attention_mask, run.dtype)
     return inp
 

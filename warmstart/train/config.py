@@ -24,7 +24,7 @@ SCHEDULERS = ("linear", "cosine", "constant")
 _FREE_ON_RESUME = {"output_dir", "eval_file", "eval_steps", "eval_before", "eval_examples", "eval_batch_size",
                    "num_beams", "max_new_tokens", "no_repeat_ngram_size", "logging_steps", "save_steps",
                    "save_total_limit", "resume", "overwrite_output_dir", "device", "progress", "verbose",
-                   "gradient_checkpointing", "train_file"}
+                   "gradient_checkpointing", "compile", "train_file"}
 
 
 @dataclass
@@ -61,6 +61,7 @@ class TrainingConfig:
     seed: int = 42
     bf16: bool = False
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile (inductor) the forward and loss: the same updates, computed faster
     # checkpoints and evaluation
     save_steps: int = 0  # 0: no intermediate checkpoints (the final model is always saved)
     save_total_limit: int | None = 2

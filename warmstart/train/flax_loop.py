@@ -9,7 +9,7 @@ PyTorch names (``save_pretrained(for_pytorch=True)``), so EncoderDecoderModel, F
 transformers all load it, and ``warmstart generate`` / ``evaluate`` work on it.
 
 Not here (refused by name): resumable checkpoints (``save_steps``, ``resume``), ``bf16``, ``from_scratch``,
-``tie_encoder_decoder``, ``device`` (JAX picks its own) and multi-process runs.
+``tie_encoder_decoder``, ``device`` (JAX picks its own), ``compile`` (jax.jit compiles anyway) and multi-process runs.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ __all__ = ["train"]
 
 PAD_MULTIPLE = 16
 _UNSUPPORTED = {"save_steps": 0, "resume": False, "bf16": False, "from_scratch": False,
-                "tie_encoder_decoder": False, "device": None}
+                "tie_encoder_decoder": False, "device": None, "compile": False}
 
 
 def _frozen(path: tuple) -> bool:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -39,7 +40,8 @@ from .data import check_source_lengths, check_target_lengths, position_limit, re
 from .distributed import (DistEnv, all_reduce_sum, barrier, gather_to_main, init_distributed, shutdown, wrap_model)
 from .evaluate import EvalResult, evaluate
 
-__all__ = ["train", "TrainResult", "lr_factor", "parameter_groups", "prepare_features", "special_ids", "set_seed"]
+__all__ = ["train", "TrainResult", "lr_factor", "parameter_groups", "prepare_features", "special_ids", "set_seed",
+           "compiled_loss"]
 
 log = logging.getLogger("warmstart")
 MODEL_DIR = "model"
@@ -137,6 +139,98 @@ def checked_features(config: TrainingConfig, examples, tokenizer, decoder_tokeni
     check_source_lengths(feats, position_limit(enc_cfg, "encoder"), examples)
     check_target_lengths(feats, position_limit(dec_cfg, "decoder"), examples)
     return feats
+
+
+# -- compiled steps ---------------------------------------------------------------------------------------------
+# Batch shapes under --compile. dynamic=None is torch's automatic dynamic shapes: the first graph is compiled for the
+# first batch's exact shape, the first batch of another shape recompiles once with symbolic lengths, and that graph
+# serves every later shape. Two compiles in all; fixed buckets of lengths would compile once per bucket pair (tens of
+# minutes on a small CPU), dynamic=True would give a fixed-shape run (a benchmark) slower symbolic kernels.
+# Padding to a multiple of 8 keeps the vectorised kernels' rows whole.
+COMPILE_DYNAMIC: bool | None = None
+COMPILE_PAD_MULTIPLE = 8
+
+
+def enable_compile_cache() -> str:
+    """Turn on inductor's FX graph cache and AOT autograd's cache, on disk, so a second run of the same model reuses
+    the compiled forward and backward instead of generating and building their C++ again. The folder is
+    $TORCHINDUCTOR_CACHE_DIR when set, else ~/.cache/warmstart/inductor (torch's default is /tmp, lost on reboot)."""
+    import torch._functorch.config
+    import torch._inductor.config
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    # Importing torch._dynamo writes torch's default into the variable, so that value counts as not set. The caches
+    # read the variable when they are used, so setting it now still counts.
+    if not current or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "warmstart", "inductor")
+    torch._inductor.config.fx_graph_cache = True
+    torch._functorch.config.enable_autograd_cache = True
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+def compiled_loss(model: nn.Module, dynamic: bool | None = COMPILE_DYNAMIC) -> Callable[..., torch.Tensor]:
+    """``model(**batch).loss`` through torch.compile with inductor: one graph for the whole forward and loss (and,
+    through AOT autograd, one for the backward), in which dropout, residual adds and LayerNorm, softmax and GELU
+    fuse into generated kernels. The model's data-dependent paths step aside under compile (nn.stack: no dropping
+    of padding tokens, masks kept even when all ones; nn.dropout: a uniform draw instead of the bit-sliced one;
+    nn.embeddings: a dense lookup; nn.losses: the loss as one expression, value checks left to the caller), so
+    there is no graph break. The loop needs no value checks: its tokenizers were checked against the vocabularies.
+    Works for any model whose output has ``.loss`` (bench/train.py compiles transformers' model with it, to compare
+    like with like)."""
+    enable_compile_cache()
+
+    def loss(**batch):
+        return model(**batch).loss
+
+    compiled = torch.compile(loss, backend="inductor", dynamic=dynamic)
+    first: list = []
+
+    def call(**batch):
+        # Automatic dynamic shapes make symbolic only the sizes that changed, so a later change of another size
+        # (the epoch's last, smaller batch) would compile a third graph: at the first change, all sizes go symbolic.
+        shapes = {k: tuple(v.shape) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        if not first:
+            first.append(shapes)
+        elif dynamic is None and shapes != first[0]:
+            for v in batch.values():
+                if isinstance(v, torch.Tensor):
+                    torch._dynamo.maybe_mark_dynamic(v, list(range(v.dim())))
+        return compiled(**batch)
+
+    return call
+
+
+def _graphs_compiled() -> int:
+    """How many graphs dynamo has produced in this process (a step that raised it compiled)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+class _CompileClock:
+    """Which steps compiled, and what compiling cost: a compiling step's time minus that of the next ordinary
+    step (the same work without the compile)."""
+
+    def __init__(self):
+        self.graphs, self.pending, self.total = _graphs_compiled(), [], 0.0
+        self.done: tuple[float, int, float] | None = None  # (compile seconds, steps, ordinary step) once known
+
+    def compiled(self, seconds: float) -> bool:
+        """Record a step's duration; True when it compiled. After the first ordinary step that follows compiling
+        ones, ``done`` holds their estimate until the next call."""
+        self.done = None
+        now = _graphs_compiled()
+        if now > self.graphs:
+            self.graphs = now
+            self.pending.append(seconds)
+            return True
+        if self.pending:
+            self.done = sum(max(0.0, t - seconds) for t in self.pending), len(self.pending), seconds
+            self.total += self.done[0]
+            self.pending = []
+        return False
 
 
 # -- set-up --------------------------------------------------------------------------------------------
@@ -291,6 +385,7 @@ class _Run:
             model.gradient_checkpointing_enable()
         self.model = model.to(env.device).train()
         self.wrapped = wrap_model(self.model, env)
+        self.loss_fn = compiled_loss(self.wrapped) if c.compile else (lambda **batch: self.wrapped(**batch).loss)
         groups, self.param_names = parameter_groups(self.model, c.weight_decay)
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = _make_optimizer(groups, c)
@@ -340,7 +435,7 @@ class _Run:
             autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if c.bf16 else contextlib.nullcontext()
             with sync:
                 with autocast:
-                    loss = self.wrapped(**batch).loss  # mean over this micro-batch's label tokens
+                    loss = self.loss_fn(**batch)  # mean over this micro-batch's label tokens
                 # Scale to this micro-batch's share of all the step's tokens; DDP divides the summed gradients
                 # by world_size, which the factor undoes.
                 weight = float(counts[k, 0]) * env.world_size / max(label_total, 1.0)
@@ -405,7 +500,8 @@ class _Run:
 
         self._setup_model()
         c, env, state = self.config, self.env, self.state
-        self.collator = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
+        self.collator = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX,
+                                               pad_to_multiple_of=COMPILE_PAD_MULTIPLE if c.compile else None)
         result = TrainResult(global_step=state.global_step)
         n_params = sum(p.numel() for p in self.params)
         self.say(f"training {n_params / 1e6:.1f}M parameters on {len(self.features)} pairs, {self.total_steps} steps "
@@ -418,6 +514,9 @@ class _Run:
         bar = tqdm(total=self.total_steps, initial=state.global_step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not show_bar)
         window_loss, window_steps, busy, tokens = 0.0, 0, 0.0, 0  # busy: seconds spent in training steps
+        clock = _CompileClock() if c.compile else None
+        if c.compile:
+            self.say(f"compiling the training step with torch.compile (inductor); cache: {enable_compile_cache()}")
         while state.global_step < self.total_steps:
             sampler.set_epoch(state.epoch)
             order = list(sampler)  # this rank's micro-batches of the epoch, a pure function of (seed, epoch)
@@ -427,13 +526,20 @@ class _Run:
                 window = order[state.batch_in_epoch:state.batch_in_epoch + c.gradient_accumulation_steps]
                 batches = [self.collator([self.features[i] for i in idx]) for idx in window]
                 loss, norm, lr, n_tokens = self._step(batches)
-                busy += time.perf_counter() - started  # tokens/s leaves evaluation and checkpoint time out
+                took = time.perf_counter() - started
+                # tokens/s leaves evaluation and checkpoint time out, and compiling steps
+                if clock is None or not clock.compiled(took):
+                    busy, tokens = busy + took, tokens + n_tokens
+                if clock is not None and clock.done:
+                    spent, steps, ordinary = clock.done
+                    self.say(f"step {state.global_step + 1}: compiling took {spent:.1f} s over {steps} step(s) "
+                             f"({clock.total:.1f} s in all); a compiled step takes {ordinary:.2f} s")
                 state.global_step += 1
                 state.batch_in_epoch += len(window)
                 state.tokens_seen += n_tokens
                 if state.batch_in_epoch >= len(order):
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                window_loss, window_steps, tokens = window_loss + loss, window_steps + 1, tokens + n_tokens
+                window_loss, window_steps = window_loss + loss, window_steps + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens / max(busy, 1e-9):.0f}",
                                 refresh=False)
@@ -441,6 +547,8 @@ class _Run:
                     entry = {"step": state.global_step, "epoch": state.epoch, "loss": window_loss / window_steps,
                              "grad_norm": norm, "learning_rate": lr,
                              "tokens_per_s": tokens / max(busy, 1e-9)}
+                    if clock is not None:
+                        entry["compile_s"] = clock.total + sum(clock.pending)
                     state.log_history.append(entry)
                     if not show_bar:  # the bar shows the same figures
                         self.say(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
