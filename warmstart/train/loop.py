@@ -174,7 +174,7 @@ def compiled_loss(model: nn.Module, dynamic: bool | None = COMPILE_DYNAMIC) -> C
     """``model(**batch).loss`` through torch.compile with inductor: one graph for the whole forward and loss (and,
     through AOT autograd, one for the backward), in which dropout, residual adds and LayerNorm, softmax and GELU
     fuse into generated kernels. The model's data-dependent paths step aside under compile (nn.stack: no dropping
-    of padding tokens, masks kept even when all ones; nn.dropout: a uniform draw instead of the bit-sliced one;
+    of padding tokens, masks kept even when all ones; nn.dropout: the eager bit-sliced draw as one opaque op;
     nn.embeddings: a dense lookup; nn.losses: the loss as one expression, value checks left to the caller), so
     there is no graph break. The loop needs no value checks: its tokenizers were checked against the vocabularies.
     Works for any model whose output has ``.loss`` (bench/train.py compiles transformers' model with it, to compare
